@@ -1,0 +1,8 @@
+from flask import Blueprint
+
+from autodoctor.security import role_required
+
+bp = Blueprint("customer", __name__, url_prefix="/customer")
+bp.before_request(role_required("customer"))
+
+from autodoctor.blueprints.customer import presenters, routes  # noqa: E402,F401

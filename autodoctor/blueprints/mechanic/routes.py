@@ -1,0 +1,49 @@
+from flask import current_app, render_template
+from flask_login import current_user
+
+from autodoctor import htmx
+from autodoctor.blueprints.mechanic import bp
+from autodoctor.blueprints.mechanic.presenters import active_session_message, open_requests, request_list_message
+from autodoctor.extensions import db
+from autodoctor.models import ConsultSession, SessionRequest
+from autodoctor.realtime import stream
+from autodoctor.services import lifecycle
+from autodoctor.services.errors import ServiceError
+
+
+@bp.get("/")
+def dashboard_index():
+    active = db.session.scalar(db.select(ConsultSession).where(
+        ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("waiting", "live"))))
+    recent = db.session.scalars(db.select(ConsultSession).where(
+        ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("completed", "cancelled")))
+        .order_by(ConsultSession.id.desc()).limit(20)).all()
+    return render_template("mechanic/dashboard/index.html", requests=open_requests(), active=active, recent=recent)
+
+
+@bp.get("/stream")
+def dashboard_stream():
+    """New and vanished requests as they happen. On every (re)connect — with or without
+    Last-Event-ID — the current list is sent first, read from the database."""
+    broker = current_app.extensions["broker"]
+    subscription = broker.subscribe(["mechanics", f"user:{current_user.id}"])
+    snapshot = [request_list_message(), active_session_message(current_user.id)]
+    db.session.remove()
+    return current_app.response_class(
+        stream(subscription, snapshot, current_app.config["SSE_KEEPALIVE_SECONDS"]),
+        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.post("/requests/<int:request_id>/accept")
+def request_accept(request_id):
+    try:
+        session = lifecycle.accept_request(request_id, current_user.id)
+    except ServiceError as exc:
+        db.session.rollback()
+        request = db.session.get(SessionRequest, request_id)
+        return htmx.render("mechanic/dashboard/_taken.html", "mechanic/dashboard/_taken.html",
+                           status=exc.status_code, request=request, message=exc.message)
+    db.session.commit()
+    from flask import url_for
+
+    return htmx.redirect(url_for("room.room_show", session_id=session.id))

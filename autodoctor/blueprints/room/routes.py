@@ -1,0 +1,184 @@
+import json
+import threading
+
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from simple_websocket import ConnectionClosed
+
+from autodoctor import htmx
+from autodoctor.blueprints.room import bp
+from autodoctor.blueprints.room.forms import EndSessionForm, RatingForm
+from autodoctor.blueprints.room.presenters import chat_message, room_status
+from autodoctor.extensions import db, sock
+from autodoctor.integrations import storage
+from autodoctor.models import ConsultSession, StoredFile
+from autodoctor.realtime import Message
+from autodoctor.services import chat, lifecycle, timeline
+from autodoctor.services.errors import ServiceError
+
+
+def _session(session_id):
+    return db.session.get(ConsultSession, session_id)
+
+
+@bp.get("/<int:session_id>")
+def room_show(session_id):
+    session = _session(session_id)
+    if session.status == "completed":
+        return redirect(url_for("room.summary_show", session_id=session_id))
+    if session.status in ("pending", "cancelled") and current_user.id == session.customer_id:
+        return redirect(url_for("customer.session_show", session_id=session_id))
+    messages = chat.messages_after(session_id)
+    return render_template("room/show.html", session=session, messages=messages, end_form=EndSessionForm(),
+                           present=lifecycle.present_user_ids(session_id))
+
+
+@sock.route("/<int:session_id>/ws", bp=bp)
+def room_socket(ws, session_id):
+    """Chat for one participant. Lines are committed, then broadcast; on (re)connect the
+    lines after ?after=<id> are replayed (with an overlap the page de-duplicates)."""
+    user_id = current_user.id
+    after = request.args.get("after", 0, type=int)
+    subscription = current_app.extensions["broker"].subscribe([f"room:{session_id}"])
+    try:
+        lifecycle.join_room(session_id, user_id)
+        db.session.commit()
+        lifecycle.maybe_go_live(session_id)
+        db.session.commit()
+        replay = [chat_message(m) for m in chat.messages_after(session_id, after)] + [room_status(session_id)]
+        db.session.remove()
+        forwarder = threading.Thread(target=_forward, args=(ws, subscription, replay), daemon=True)
+        forwarder.start()
+        while True:
+            data = _parse(ws.receive())
+            if data is None:
+                continue
+            try:
+                chat.post_message(session_id, user_id, data.get("body"), data.get("client_token"))
+                db.session.commit()
+            except ServiceError as exc:
+                db.session.rollback()
+                subscription.deliver(Message(channel="", event="error", data=render_template(
+                    "room/_chat_error.html", message=exc.message)))
+            finally:
+                db.session.remove()
+    except ConnectionClosed:
+        pass
+    finally:
+        subscription.close()
+        lifecycle.leave_room(session_id, user_id)
+        db.session.commit()
+        db.session.remove()
+
+
+def _parse(raw):
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _forward(ws, subscription, replay):
+    """The only writer to this socket: replay first, then live messages, each chat line once."""
+    sent = set()
+    pending = list(replay)
+    try:
+        while ws.connected:
+            message = pending.pop(0) if pending else subscription.get(timeout=1)
+            if message is None:
+                continue
+            if message.id and message.id.startswith("msg-"):
+                if message.id in sent:
+                    continue
+                sent.add(message.id)
+            ws.send(message.data)
+    except ConnectionClosed:
+        pass
+
+
+@bp.post("/<int:session_id>/end")
+def session_end(session_id):
+    session = _session(session_id)
+    form = EndSessionForm()
+    if session.mechanic_id != current_user.id:
+        abort(403, "Only the mechanic can end the session.")
+    if form.validate_on_submit():
+        try:
+            lifecycle.end_session(session_id, current_user.id, form.notes.data)
+        except ServiceError as exc:
+            db.session.rollback()
+            form.notes.errors.append(exc.message)
+        else:
+            db.session.commit()
+            return htmx.redirect(url_for("room.summary_show", session_id=session_id))
+    return htmx.render("room/_end_form.html", "room/_end_form.html", status=422, session=session, end_form=form)
+
+
+@bp.get("/<int:session_id>/summary")
+def summary_show(session_id):
+    session = _session(session_id)
+    if session.status in ("waiting", "live") and session.is_participant(current_user):
+        return redirect(url_for("room.room_show", session_id=session_id))
+    return render_template("room/summary.html", session=session, rating_form=RatingForm(),
+                           notes_form=EndSessionForm(), messages=chat.messages_after(session_id),
+                           events=timeline.for_session(session_id), files=_files(session))
+
+
+@bp.post("/<int:session_id>/rating")
+def rating_create(session_id):
+    session = _session(session_id)
+    form = RatingForm()
+    if session.customer_id != current_user.id:
+        abort(403, "Only the customer can rate this session.")
+    if form.validate_on_submit():
+        try:
+            lifecycle.rate_session(session_id, current_user.id, int(form.rating.data), form.review.data)
+        except ServiceError as exc:
+            db.session.rollback()
+            form.rating.errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash("Thanks for rating your session!", "success")
+            return redirect(url_for("room.summary_show", session_id=session_id), code=303)
+    return render_template("room/summary.html", session=session, rating_form=form, notes_form=EndSessionForm(),
+                           messages=chat.messages_after(session_id), events=timeline.for_session(session_id),
+                           files=_files(session)), 422
+
+
+@bp.post("/<int:session_id>/notes")
+def notes_update(session_id):
+    form = EndSessionForm()
+    if form.validate_on_submit():
+        try:
+            lifecycle.save_notes(session_id, current_user.id, form.notes.data)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash("Notes saved.", "success")
+    else:
+        flash(" ".join(form.notes.errors), "error")
+    return redirect(url_for("room.summary_show", session_id=session_id), code=303)
+
+
+def _files(session):
+    return db.session.scalars(db.select(StoredFile).where(
+        (StoredFile.session_id == session.id) | (StoredFile.intake_id == session.intake_id))
+        .order_by(StoredFile.id)).all()
+
+
+@bp.get("/<int:session_id>/files/<int:file_id>")
+def file_show(session_id, file_id):
+    session = _session(session_id)
+    record = db.session.get(StoredFile, file_id)
+    if record is None or not (record.session_id == session.id or record.intake_id == session.intake_id):
+        abort(404)
+    response = send_file(storage.open_path(record.storage_key), mimetype=record.mime_type,
+                         download_name=record.original_name, as_attachment=record.kind != "image",
+                         max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
+

@@ -1,0 +1,22 @@
+"""All models, importable from one place (Alembic autogenerate sees them all)."""
+from autodoctor.models.chat import ChatMessage
+from autodoctor.models.files import StoredFile
+from autodoctor.models.money import LedgerEntry, Payment, StripeEvent
+from autodoctor.models.outbox import OutboxEmail
+from autodoctor.models.plans import Plan
+from autodoctor.models.requests import REQUEST_STATUSES, SessionRequest
+from autodoctor.models.sessions import (
+    SESSION_STATUSES,
+    ConsultSession,
+    SessionEvent,
+    SessionParticipant,
+)
+from autodoctor.models.users import ROLES, MechanicProfile, User
+from autodoctor.models.vehicles import Intake, Vehicle, Waiver
+
+__all__ = [
+    "ChatMessage", "StoredFile", "LedgerEntry", "Payment", "StripeEvent", "OutboxEmail",
+    "Plan", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
+    "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
+    "Vehicle", "Waiver",
+]

@@ -1,0 +1,61 @@
+from autodoctor import clock
+from autodoctor.extensions import db
+from autodoctor.models._types import one_of
+
+PAYMENT_STATUSES = ("open", "paid", "failed", "refunded")
+LEDGER_KINDS = ("payment", "refund", "platform_fee", "mechanic_earning")
+
+
+class Payment(db.Model):
+    """One checkout for one intake. Its amount is copied from the plan on the server."""
+
+    __tablename__ = "payments"
+    __table_args__ = (one_of("status", PAYMENT_STATUSES),
+                      db.CheckConstraint("amount_cents >= 0", name="amount_not_negative"))
+
+    id = db.Column(db.Integer, primary_key=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id"), nullable=False, unique=True)
+    plan_id = db.Column(db.Integer, db.ForeignKey("plans.id"), nullable=False)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), unique=True)
+    amount_cents = db.Column(db.Integer, nullable=False)
+    currency = db.Column(db.String(3), nullable=False, default="usd")
+    status = db.Column(db.String(10), nullable=False, default="open")
+    provider = db.Column(db.String(20), nullable=False)
+    checkout_id = db.Column(db.String(255), unique=True)
+    payment_intent_id = db.Column(db.String(255))
+    failure_message = db.Column(db.String(255))
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+    paid_at = db.Column(db.DateTime)
+
+    plan = db.relationship("Plan")
+    intake = db.relationship("Intake")
+    session = db.relationship("ConsultSession")
+
+
+class LedgerEntry(db.Model):
+    """Double entry: the rows of one transaction sum to zero; a session's `escrow` account
+    returns to zero once it is settled (paid out or refunded)."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (one_of("kind", LEDGER_KINDS),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    txn_id = db.Column(db.String(36), nullable=False, index=True)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), index=True)
+    payment_id = db.Column(db.Integer, db.ForeignKey("payments.id"), index=True)
+    account = db.Column(db.String(40), nullable=False, index=True)
+    kind = db.Column(db.String(20), nullable=False)
+    amount_cents = db.Column(db.Integer, nullable=False)
+    memo = db.Column(db.String(200), nullable=False, default="")
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+
+
+class StripeEvent(db.Model):
+    """Webhook events already handled; the primary key makes a replay a no-op."""
+
+    __tablename__ = "stripe_events"
+
+    id = db.Column(db.String(255), primary_key=True)
+    type = db.Column(db.String(80), nullable=False)
+    received_at = db.Column(db.DateTime, nullable=False, default=clock.now)

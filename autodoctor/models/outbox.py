@@ -1,0 +1,16 @@
+from autodoctor import clock
+from autodoctor.extensions import db
+
+
+class OutboxEmail(db.Model):
+    """Every e-mail sent: kept as the embedded-mode outbox and as a record when SMTP is set."""
+
+    __tablename__ = "outbox_emails"
+
+    id = db.Column(db.Integer, primary_key=True)
+    to_address = db.Column(db.String(254), nullable=False, index=True)
+    subject = db.Column(db.String(200), nullable=False)
+    body_text = db.Column(db.Text, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+    sent_at = db.Column(db.DateTime)
+    error = db.Column(db.String(500))

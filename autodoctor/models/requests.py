@@ -1,0 +1,36 @@
+from sqlalchemy import text
+
+from autodoctor import clock
+from autodoctor.extensions import db
+from autodoctor.models._types import one_of
+
+REQUEST_STATUSES = ("pending", "accepted", "unattended", "expired", "cancelled")
+OPEN_REQUEST_STATUSES = ("pending", "unattended")
+_open = text("status IN ('pending', 'unattended')")
+
+
+class SessionRequest(db.Model):
+    """The offer of a paid session to mechanics; the first to accept it wins."""
+
+    __tablename__ = "session_requests"
+    __table_args__ = (
+        one_of("status", REQUEST_STATUSES),
+        db.CheckConstraint("status != 'accepted' OR mechanic_id IS NOT NULL", name="accepted_has_mechanic"),
+        db.Index("uq_session_requests_session_open", "session_id", unique=True,
+                 postgresql_where=_open, sqlite_where=_open),
+        db.Index("ix_session_requests_status_created", "status", "created_at"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False)
+    mechanic_id = db.Column(db.Integer, db.ForeignKey("users.id"), index=True)
+    status = db.Column(db.String(12), nullable=False, default="pending")
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+    accepted_at = db.Column(db.DateTime)
+    closed_at = db.Column(db.DateTime)
+    close_reason = db.Column(db.String(60))
+
+    session = db.relationship("ConsultSession", back_populates="requests")
+    customer = db.relationship("User", foreign_keys=[customer_id])
+    mechanic = db.relationship("User", foreign_keys=[mechanic_id])

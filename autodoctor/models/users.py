@@ -1,0 +1,57 @@
+from flask_login import UserMixin
+
+from autodoctor import clock
+from autodoctor.extensions import db
+from autodoctor.models._types import one_of
+
+ROLES = ("customer", "mechanic", "workshop_admin", "corporate_admin", "admin")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", ROLES),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    email = db.Column(db.String(254), nullable=False, unique=True)
+    password_hash = db.Column(db.String(255), nullable=False)
+    full_name = db.Column(db.String(120), nullable=False)
+    role = db.Column(db.String(20), nullable=False, default="customer")
+    city = db.Column(db.String(80))
+    country = db.Column(db.String(2))
+    is_active_account = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+
+    mechanic_profile = db.relationship("MechanicProfile", back_populates="user", uselist=False)
+
+    @property
+    def is_active(self):
+        return self.is_active_account
+
+    @property
+    def first_name(self):
+        return self.full_name.split(" ")[0]
+
+    def __repr__(self):
+        return f"<User {self.id} {self.role} {self.email}>"
+
+
+class MechanicProfile(db.Model):
+    __tablename__ = "mechanic_profiles"
+
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    years_experience = db.Column(db.Integer, nullable=False, default=0)
+    red_seal = db.Column(db.Boolean, nullable=False, default=False)
+    specialties = db.Column(db.String(255), nullable=False, default="")
+    brands = db.Column(db.String(255), nullable=False, default="")
+    bio = db.Column(db.Text, nullable=False, default="")
+    approved = db.Column(db.Boolean, nullable=False, default=True)
+    rating_sum = db.Column(db.Integer, nullable=False, default=0)
+    rating_count = db.Column(db.Integer, nullable=False, default=0)
+    completed_sessions = db.Column(db.Integer, nullable=False, default=0)
+    last_seen_at = db.Column(db.DateTime)
+
+    user = db.relationship("User", back_populates="mechanic_profile")
+
+    @property
+    def rating(self):
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None

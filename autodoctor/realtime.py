@@ -1,0 +1,199 @@
+"""Event broker and SSE framing.
+
+Services call emit() inside their transaction; after the commit, each event is handed to
+the presenters registered for its kind (blueprints render fragments once per event) and
+the resulting messages are published on named channels. The broker is Redis pub/sub when
+REDIS_URL is set (one subscriber per process, fanned out in-process) and an in-process
+fan-out otherwise. The broker keeps nothing: reconnecting clients are replayed from the
+database by the endpoint that serves them.
+"""
+import json
+import logging
+import queue
+import threading
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from flask import current_app, has_request_context
+
+log = logging.getLogger(__name__)
+_presenters = defaultdict(list)
+
+
+@dataclass
+class Message:
+    channel: str
+    event: str
+    data: str
+    id: str | None = None
+
+
+def emit(kind, **data):
+    """Queue a domain event; it is presented and published only if the transaction commits."""
+    from autodoctor.extensions import after_commit
+
+    app = current_app._get_current_object()
+    after_commit(lambda: dispatch(app, kind, data))
+
+
+def presenter(*kinds):
+    """Register fn(data) -> iterable of Message for the given event kinds."""
+
+    def decorator(fn):
+        for kind in kinds:
+            _presenters[kind].append(fn)
+        return fn
+
+    return decorator
+
+
+def dispatch(app, kind, data):
+    messages = []
+    with app.app_context():
+        ctx = None if has_request_context() else app.test_request_context(base_url=app.config["PUBLIC_URL"])
+        if ctx:
+            ctx.push()
+        try:
+            for fn in _presenters.get(kind, ()):
+                messages.extend(fn(**data))
+        finally:
+            if ctx:
+                ctx.pop()
+    broker = app.extensions["broker"]
+    for message in messages:
+        broker.publish(message)
+
+
+def sse_format(message: Message) -> str:
+    lines = []
+    if message.id:
+        lines.append(f"id: {message.id}")
+    lines.append(f"event: {message.event}")
+    lines.extend(f"data: {line}" for line in message.data.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+class Subscription:
+    def __init__(self, broker, channels):
+        self.broker = broker
+        self.channels = tuple(channels)
+        self.queue = queue.Queue(maxsize=1000)
+
+    def get(self, timeout=None):
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def deliver(self, message):
+        try:
+            self.queue.put_nowait(message)
+        except queue.Full:  # a stalled client; it resyncs from the database on reconnect
+            log.warning("dropping message for a full subscription on %s", self.channels)
+
+    def close(self):
+        self.broker._remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LocalBroker:
+    """In-process fan-out (embedded mode, single process)."""
+
+    def __init__(self):
+        self._subs = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def subscribe(self, channels):
+        sub = Subscription(self, channels)
+        with self._lock:
+            for channel in sub.channels:
+                self._subs[channel].add(sub)
+        return sub
+
+    def _remove(self, sub):
+        with self._lock:
+            for channel in sub.channels:
+                self._subs[channel].discard(sub)
+
+    def publish(self, message):
+        self._fan_out(message)
+
+    def _fan_out(self, message):
+        with self._lock:
+            subs = list(self._subs.get(message.channel, ()))
+        for sub in subs:
+            sub.deliver(message)
+
+    def subscriber_count(self):
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+
+class RedisBroker(LocalBroker):
+    """Redis pub/sub between processes; one listener thread per process fans out locally."""
+
+    PREFIX = "autodoctor:"
+
+    def __init__(self, url):
+        super().__init__()
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._listener = None
+        self._started = threading.Lock()
+
+    def publish(self, message):
+        self._redis.publish(self.PREFIX + message.channel, json.dumps(asdict(message)))
+
+    def subscribe(self, channels):
+        self._ensure_listener()
+        return super().subscribe(channels)
+
+    def _ensure_listener(self):
+        with self._started:
+            if self._listener is None or not self._listener.is_alive():
+                ready = threading.Event()
+                self._listener = threading.Thread(target=self._listen, args=(ready,),
+                                                  name="redis-broker", daemon=True)
+                self._listener.start()
+                ready.wait(5)
+
+    def _listen(self, ready):
+        import redis
+
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                pubsub.psubscribe(self.PREFIX + "*")
+                for raw in pubsub.listen():
+                    if raw["type"] == "psubscribe":  # Redis confirmed: nothing published from now on is missed
+                        ready.set()
+                    elif raw["type"] == "pmessage":
+                        self._fan_out(Message(**json.loads(raw["data"])))
+            except redis.RedisError:
+                log.exception("redis broker connection lost; reconnecting")
+                threading.Event().wait(1)
+
+
+def make_broker(app):
+    url = app.config.get("REDIS_URL")
+    return RedisBroker(url) if url else LocalBroker()
+
+
+def stream(subscription, initial=(), keepalive=15):
+    """Yield SSE text: a comment at once (proxies must see a first byte), the initial
+    messages, then live messages with a comment every `keepalive` seconds."""
+    try:
+        yield ": connected\n\n"
+        for message in initial:
+            yield sse_format(message)
+        while True:
+            message = subscription.get(timeout=keepalive)
+            yield ": keepalive\n\n" if message is None else sse_format(message)
+    finally:
+        subscription.close()

@@ -1,0 +1,30 @@
+"""Demo data for `make run`: an admin, three mechanics, two customers."""
+from autodoctor.extensions import db
+from autodoctor.models import User
+from autodoctor.services import accounts, plans
+
+DEMO_PASSWORD = "autodoctor-demo"
+DEMO_USERS = (
+    ("admin@autodoctor.example", "Ada Admin", "admin", {}),
+    ("mia@autodoctor.example", "Mia Mechanic", "mechanic",
+     {"years_experience": 12, "red_seal": True, "brands": "Honda, Toyota", "specialties": "brakes, electrical"}),
+    ("raj@autodoctor.example", "Raj Mechanic", "mechanic",
+     {"years_experience": 6, "brands": "Ford", "specialties": "engine, transmission"}),
+    ("lena@autodoctor.example", "Lena Mechanic", "mechanic",
+     {"years_experience": 3, "brands": "BMW, Audi", "specialties": "diagnostics"}),
+    ("carla@autodoctor.example", "Carla Customer", "customer", {}),
+    ("dev@autodoctor.example", "Dev Customer", "customer", {}),
+)
+
+
+def seed_demo():
+    """Create the demo users (idempotent). Returns (email, role) pairs."""
+    plans.seed_plans()
+    for email, name, role, profile in DEMO_USERS:
+        if db.session.scalar(db.select(User.id).where(User.email == email)):
+            continue
+        user = accounts.create_user(email, DEMO_PASSWORD, name, role=role, city="Toronto", country="CA")
+        for key, value in profile.items():
+            setattr(user.mechanic_profile, key, value)
+    db.session.flush()
+    return [(email, role) for email, _, role, _ in DEMO_USERS]

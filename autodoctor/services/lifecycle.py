@@ -1,0 +1,322 @@
+"""Every session and request state transition, in one place.
+
+Each transition is a guarded UPDATE (`WHERE id = :id AND status IN (...)`) whose row count
+says whether it happened, writes a `session_events` row, emits an event for the live
+screens (published only after commit) and schedules the next timeout. The database
+enforces the rest: one active session per customer, one waiting/live session per mechanic.
+"""
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from autodoctor import clock, jobs
+from autodoctor.extensions import db
+from autodoctor.models import ConsultSession, MechanicProfile, SessionParticipant, SessionRequest, User
+from autodoctor.models.requests import OPEN_REQUEST_STATUSES
+from autodoctor.realtime import emit
+from autodoctor.services import money, timeline
+from autodoctor.services.errors import Conflict, Forbidden, NotFound, ValidationError
+
+UNATTENDED_AFTER = timedelta(minutes=5)
+EXPIRE_AFTER = timedelta(hours=2)
+NO_SHOW_AFTER = timedelta(minutes=30)
+ORPHANED_AFTER = timedelta(minutes=60)
+
+BUSY_MESSAGE = "You already have an active session. Finish it before accepting another request."
+TAKEN_MESSAGE = "Another mechanic already accepted this request."
+
+
+def _guarded(model, id_, statuses, *conditions, **values):
+    """UPDATE one row only if it is still in one of `statuses`; True if it changed."""
+    result = db.session.execute(
+        update(model).where(model.id == id_, model.status.in_(statuses), *conditions).values(**values),
+        execution_options={"synchronize_session": False})
+    if result.rowcount:
+        db.session.expire_all()
+    return result.rowcount == 1
+
+
+def _get_session(session_id):
+    session = db.session.get(ConsultSession, session_id)
+    if session is None:
+        raise NotFound("That session does not exist.")
+    return session
+
+
+def mechanic_busy(mechanic_id):
+    return db.session.scalar(db.select(ConsultSession.id).where(
+        ConsultSession.mechanic_id == mechanic_id, ConsultSession.status.in_(("waiting", "live"))))
+
+
+def active_session_for_customer(customer_id):
+    return db.session.scalar(db.select(ConsultSession).where(
+        ConsultSession.customer_id == customer_id,
+        ConsultSession.status.in_(("pending", "waiting", "live"))))
+
+
+def open_session(payment):
+    """A paid (or free) intake becomes a pending session with a pending request."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    intake = payment.intake
+    session = ConsultSession(customer_id=payment.customer_id, plan_id=payment.plan_id, intake_id=intake.id,
+                             status="pending", minutes=payment.plan.minutes)
+    db.session.add(session)
+    db.session.flush()  # the customer's partial unique index speaks here
+    request = SessionRequest(session=session, customer_id=session.customer_id, status="pending")
+    db.session.add(request)
+    db.session.flush()
+    timeline.record(session.id, "created", f"{payment.plan.name} paid", actor_id=session.customer_id,
+                    request_id=request.id)
+    jobs.schedule(UNATTENDED_AFTER, lifecycle_jobs.mark_unattended_job, request.id)
+    jobs.schedule(EXPIRE_AFTER, lifecycle_jobs.expire_request_job, request.id)
+    emit("request.changed", request_id=request.id, session_id=session.id)
+    return session
+
+
+def accept_request(request_id, mechanic_id, assigned_by=None):
+    """First mechanic wins. Others get Conflict; so does a mechanic who is already busy."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    mechanic = db.session.get(User, mechanic_id)
+    if mechanic is None or mechanic.role != "mechanic":
+        raise Forbidden("Only mechanics can take requests.")
+    request = db.session.get(SessionRequest, request_id)
+    if request is None:
+        raise NotFound("That request does not exist.")
+    if mechanic_busy(mechanic_id):
+        raise Conflict(BUSY_MESSAGE)
+    now = clock.now()
+    try:
+        if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES,
+                        status="accepted", mechanic_id=mechanic_id, accepted_at=now, closed_at=now):
+            db.session.rollback()
+            raise Conflict(TAKEN_MESSAGE)
+        if not _guarded(ConsultSession, request.session_id, ("pending",),
+                        status="waiting", mechanic_id=mechanic_id, accepted_at=now):
+            db.session.rollback()
+            raise Conflict("This request is no longer available.")
+    except IntegrityError:  # the mechanic's partial unique index: busy in a concurrent accept
+        db.session.rollback()
+        raise Conflict(BUSY_MESSAGE) from None
+    kind, detail = ("assigned", f"Assigned by admin to {mechanic.full_name}") if assigned_by else \
+        ("accepted", f"Accepted by {mechanic.full_name}")
+    timeline.record(request.session_id, kind, detail, actor_id=assigned_by or mechanic_id, request_id=request_id)
+    jobs.schedule(NO_SHOW_AFTER, lifecycle_jobs.cancel_no_show_job, request_id)
+    jobs.schedule(ORPHANED_AFTER, lifecycle_jobs.cancel_orphaned_job, request.session_id)
+    emit("request.changed", request_id=request_id, session_id=request.session_id)
+    return db.session.get(ConsultSession, request.session_id)
+
+
+def _cancel(session, request, request_status, reason, detail, actor_id=None):
+    """Close the request and cancel the session with a full refund; False if already moved on."""
+    now = clock.now()
+    if request is not None and not _guarded(SessionRequest, request.id, (request.status,),
+                                            status=request_status, closed_at=now, close_reason=reason):
+        return False
+    if not _guarded(ConsultSession, session.id, ("pending", "waiting"),
+                    status="cancelled", ended_at=now, end_reason=reason):
+        db.session.rollback()
+        return False
+    timeline.record(session.id, "cancelled", detail, actor_id=actor_id, request_id=request and request.id)
+    refunded = money.refund_session(session, f"Refund: {detail}")
+    if refunded:
+        timeline.record(session.id, "refunded", f"{refunded} cents refunded", request_id=request and request.id)
+        from autodoctor.services import payments
+
+        payments.refund_with_provider(session.id, refunded)
+    from autodoctor.services import notifications
+
+    notifications.session_cancelled(session, detail, refunded)
+    emit("request.changed", request_id=request and request.id, session_id=session.id)
+    return True
+
+
+def cancel_by_customer(session_id, customer_id):
+    """The customer gives up waiting: request cancelled, full refund."""
+    session = _get_session(session_id)
+    if session.customer_id != customer_id:
+        raise Forbidden("This is not your session.")
+    request = session.current_request
+    if session.status != "pending" or request is None or request.status not in OPEN_REQUEST_STATUSES:
+        raise Conflict("A mechanic has already accepted this request; it can no longer be cancelled here.")
+    if not _cancel(session, request, "cancelled", "customer_cancelled", "Cancelled by the customer",
+                   actor_id=customer_id):
+        raise Conflict("A mechanic has just accepted this request; it can no longer be cancelled here.")
+
+
+def mark_unattended(request_id, now=None):
+    """Pending for 5 minutes with no mechanic: goes to the admin queue."""
+    now = now or clock.now()
+    request = db.session.get(SessionRequest, request_id)
+    if request is None or not _guarded(SessionRequest, request_id, ("pending",),
+                                       SessionRequest.created_at <= now - UNATTENDED_AFTER, status="unattended"):
+        return False
+    timeline.record(request.session_id, "unattended", "No mechanic within 5 minutes", request_id=request_id)
+    emit("request.changed", request_id=request_id, session_id=request.session_id)
+    return True
+
+
+def expire_request(request_id, now=None):
+    """Still unanswered after 2 hours: expired, customer refunded in full."""
+    now = now or clock.now()
+    request = db.session.get(SessionRequest, request_id)
+    if request is None or request.status not in OPEN_REQUEST_STATUSES or request.created_at > now - EXPIRE_AFTER:
+        return False
+    return _cancel(request.session, request, "expired", "expired", "No mechanic within 2 hours; refunded in full")
+
+
+def cancel_no_show(request_id, now=None):
+    """Accepted, but the customer never joined within 30 minutes: mechanic freed, refund."""
+    now = now or clock.now()
+    request = db.session.get(SessionRequest, request_id)
+    if request is None or request.status != "accepted" or request.accepted_at > now - NO_SHOW_AFTER:
+        return False
+    session = request.session
+    if session.status != "waiting" or _participant(session.id, session.customer_id) is not None:
+        return False
+    return _cancel(session, request, "cancelled", "customer_no_show",
+                   "Customer did not join within 30 minutes; refunded in full")
+
+
+def cancel_orphaned(session_id, now=None):
+    """Waiting for 60 minutes without both people in the room: cancelled, refund."""
+    now = now or clock.now()
+    session = db.session.get(ConsultSession, session_id)
+    if session is None or session.status != "waiting" or session.accepted_at > now - ORPHANED_AFTER:
+        return False
+    return _cancel(session, None, None, "orphaned", "The session never started within 60 minutes; refunded in full")
+
+
+def _participant(session_id, user_id):
+    return db.session.scalar(db.select(SessionParticipant).where(
+        SessionParticipant.session_id == session_id, SessionParticipant.user_id == user_id))
+
+
+def join_room(session_id, user_id):
+    """Count a connection of a participant to the room (call maybe_go_live after commit)."""
+    session = _get_session(session_id)
+    if not session.is_participant(db.session.get(User, user_id)):
+        raise Forbidden("You are not part of this session.")
+    now = clock.now()
+    participant = _participant(session_id, user_id)
+    if participant is None:
+        role = "customer" if user_id == session.customer_id else "mechanic"
+        try:
+            db.session.add(SessionParticipant(session_id=session_id, user_id=user_id, role=role,
+                                              first_joined_at=now, last_joined_at=now, connections=1))
+            db.session.flush()
+        except IntegrityError:  # the same person opened two tabs at once
+            db.session.rollback()
+            return join_room(session_id, user_id)
+        timeline.record(session_id, "joined", f"{role.title()} joined the room", actor_id=user_id)
+    else:
+        db.session.execute(update(SessionParticipant).where(SessionParticipant.id == participant.id).values(
+            connections=SessionParticipant.connections + 1, last_joined_at=now))
+    emit("room.presence", session_id=session_id)
+
+
+def leave_room(session_id, user_id):
+    now = clock.now()
+    db.session.execute(update(SessionParticipant).where(
+        SessionParticipant.session_id == session_id, SessionParticipant.user_id == user_id,
+        SessionParticipant.connections > 0).values(
+        connections=SessionParticipant.connections - 1, last_left_at=now))
+    emit("room.presence", session_id=session_id)
+
+
+def present_user_ids(session_id):
+    return set(db.session.scalars(db.select(SessionParticipant.user_id).where(
+        SessionParticipant.session_id == session_id, SessionParticipant.connections > 0)))
+
+
+def maybe_go_live(session_id):
+    """Both people are in the room: the session goes live and its clock starts."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    session = _get_session(session_id)
+    if session.status != "waiting" or present_user_ids(session_id) != {session.customer_id, session.mechanic_id}:
+        return False
+    now = clock.now()
+    ends_at = now + timedelta(minutes=session.minutes)
+    if not _guarded(ConsultSession, session_id, ("waiting",), status="live", started_at=now, ends_at=ends_at):
+        return False
+    timeline.record(session_id, "live", "Both participants present; clock started")
+    jobs.schedule(timedelta(minutes=session.minutes), lifecycle_jobs.end_at_time_limit_job, session_id)
+    emit("session.changed", session_id=session_id)
+    return True
+
+
+def _complete(session, reason, detail, actor_id=None, notes=None, now=None):
+    now = now or clock.now()
+    values = {"status": "completed", "ended_at": now, "end_reason": reason}
+    if notes is not None:
+        values["mechanic_notes"] = notes
+    if not _guarded(ConsultSession, session.id, ("live",), **values):
+        return False
+    db.session.execute(update(MechanicProfile).where(MechanicProfile.user_id == session.mechanic_id).values(
+        completed_sessions=MechanicProfile.completed_sessions + 1))
+    timeline.record(session.id, "completed", detail, actor_id=actor_id)
+    money.settle_session(session)
+    from autodoctor.services import notifications
+
+    notifications.session_completed(session)
+    emit("session.changed", session_id=session.id)
+    return True
+
+
+def end_session(session_id, mechanic_id, notes):
+    """The mechanic ends a live session with notes for the customer."""
+    session = _get_session(session_id)
+    if session.mechanic_id != mechanic_id:
+        raise Forbidden("Only the session's mechanic can end it.")
+    notes = (notes or "").strip()
+    if not notes:
+        raise ValidationError("Write a few notes for the customer before ending the session.", field="notes")
+    if len(notes) > 5000:
+        raise ValidationError("Notes are limited to 5,000 characters.", field="notes")
+    if not _complete(session, "ended_by_mechanic", "Ended by the mechanic", actor_id=mechanic_id, notes=notes):
+        raise Conflict("This session is not live, so it cannot be ended now.")
+    return session
+
+
+def end_at_time_limit(session_id, now=None):
+    """The plan's time is up."""
+    now = now or clock.now()
+    session = db.session.get(ConsultSession, session_id)
+    if session is None or session.status != "live" or session.ends_at > now:
+        return False
+    return _complete(session, "time_limit", "Time limit reached", now=now)
+
+
+def save_notes(session_id, mechanic_id, notes):
+    """Notes for a session that ended on its own clock."""
+    session = _get_session(session_id)
+    if session.mechanic_id != mechanic_id or session.status != "completed":
+        raise Forbidden("Only the mechanic of a completed session can write its notes.")
+    notes = (notes or "").strip()
+    if not notes or len(notes) > 5000:
+        raise ValidationError("Notes must be between 1 and 5,000 characters.", field="notes")
+    session.mechanic_notes = notes
+    timeline.record(session_id, "notes", "Mechanic notes saved", actor_id=mechanic_id)
+    return session
+
+
+def rate_session(session_id, customer_id, rating, review):
+    """The customer rates a completed session once."""
+    session = _get_session(session_id)
+    if session.customer_id != customer_id:
+        raise Forbidden("Only the customer can rate this session.")
+    if rating not in (1, 2, 3, 4, 5):
+        raise ValidationError("Choose a rating from 1 to 5 stars.", field="rating")
+    review = (review or "").strip()
+    if len(review) > 2000:
+        raise ValidationError("Reviews are limited to 2,000 characters.", field="review")
+    if not _guarded(ConsultSession, session_id, ("completed",), ConsultSession.rating.is_(None),
+                    rating=rating, review=review or None, rated_at=clock.now()):
+        raise Conflict("This session has already been rated or has not finished.")
+    db.session.execute(update(MechanicProfile).where(MechanicProfile.user_id == session.mechanic_id).values(
+        rating_sum=MechanicProfile.rating_sum + rating, rating_count=MechanicProfile.rating_count + 1))
+    timeline.record(session_id, "rated", f"Rated {rating}/5", actor_id=customer_id)
+    return session

@@ -1,0 +1,76 @@
+"""Money movements. Every amount that moves is written here as balanced ledger rows."""
+import uuid
+
+from flask import current_app
+
+from autodoctor.extensions import db
+from autodoctor.models import LedgerEntry
+
+ESCROW = "escrow"
+CUSTOMER = "customer"
+PLATFORM = "platform"
+
+
+def mechanic_account(mechanic_id):
+    return f"mechanic:{mechanic_id}"
+
+
+def split(amount_cents, fee_percent):
+    """Platform fee rounded half up to the cent; the mechanic gets exactly the rest."""
+    fee = (amount_cents * fee_percent + 50) // 100
+    return fee, amount_cents - fee
+
+
+def _post(session_id, payment_id, memo, *legs):
+    txn = str(uuid.uuid4())
+    assert sum(amount for _, _, amount in legs) == 0, "a ledger transaction must balance"
+    for account, kind, amount in legs:
+        db.session.add(LedgerEntry(txn_id=txn, session_id=session_id, payment_id=payment_id,
+                                   account=account, kind=kind, amount_cents=amount, memo=memo))
+    db.session.flush()
+    return txn
+
+
+def record_payment(payment):
+    """The customer's money arrives and is held in escrow for the session."""
+    if payment.amount_cents:
+        _post(payment.session_id, payment.id, f"Payment for {payment.plan.name}",
+              (CUSTOMER, "payment", -payment.amount_cents), (ESCROW, "payment", payment.amount_cents))
+
+
+def escrow_balance(session_id):
+    return db.session.scalar(
+        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
+        .where(LedgerEntry.session_id == session_id, LedgerEntry.account == ESCROW)) or 0
+
+
+def refund_session(session, memo):
+    """Return whatever is still held for the session to the customer. Returns cents refunded."""
+    held = escrow_balance(session.id)
+    if held > 0:
+        _post(session.id, None, memo, (ESCROW, "refund", -held), (CUSTOMER, "refund", held))
+    return held
+
+
+def settle_session(session):
+    """Pay out a completed session: platform fee and mechanic earning, from escrow."""
+    held = escrow_balance(session.id)
+    if held <= 0:
+        return
+    fee, earning = split(held, current_app.config.get("PLATFORM_FEE_PERCENT", 20))
+    _post(session.id, None, f"Settlement of session #{session.id}",
+          (ESCROW, "platform_fee", -fee), (PLATFORM, "platform_fee", fee),
+          (ESCROW, "mechanic_earning", -earning), (mechanic_account(session.mechanic_id), "mechanic_earning", earning))
+
+
+def session_entries(session_id):
+    return db.session.scalars(
+        db.select(LedgerEntry).where(LedgerEntry.session_id == session_id).order_by(LedgerEntry.id)).all()
+
+
+def record_orphan_refund(payment):
+    """A payment that could not become a session: in and straight back out."""
+    _post(None, payment.id, "Payment received", (CUSTOMER, "payment", -payment.amount_cents),
+          (ESCROW, "payment", payment.amount_cents))
+    _post(None, payment.id, "Refund: customer already had an active session",
+          (ESCROW, "refund", -payment.amount_cents), (CUSTOMER, "refund", payment.amount_cents))

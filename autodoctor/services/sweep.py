@@ -1,0 +1,41 @@
+"""The periodic sweep: applies every overdue transition, so a lost job or a dead worker
+delays a timeout but never skips it. Idempotent: each transition is guarded."""
+import logging
+
+from autodoctor import clock
+from autodoctor.extensions import db
+from autodoctor.models import ConsultSession, SessionRequest
+from autodoctor.services import lifecycle
+
+log = logging.getLogger(__name__)
+
+
+def run_sweep(now=None):
+    """Apply overdue transitions, one commit each; returns how many happened."""
+    now = now or clock.now()
+    steps = [
+        (lifecycle.expire_request, db.select(SessionRequest.id).where(
+            SessionRequest.status.in_(("pending", "unattended")),
+            SessionRequest.created_at <= now - lifecycle.EXPIRE_AFTER)),
+        (lifecycle.mark_unattended, db.select(SessionRequest.id).where(
+            SessionRequest.status == "pending", SessionRequest.created_at <= now - lifecycle.UNATTENDED_AFTER)),
+        (lifecycle.cancel_no_show, db.select(SessionRequest.id).join(ConsultSession).where(
+            SessionRequest.status == "accepted", ConsultSession.status == "waiting",
+            SessionRequest.accepted_at <= now - lifecycle.NO_SHOW_AFTER)),
+        (lifecycle.cancel_orphaned, db.select(ConsultSession.id).where(
+            ConsultSession.status == "waiting", ConsultSession.accepted_at <= now - lifecycle.ORPHANED_AFTER)),
+        (lifecycle.end_at_time_limit, db.select(ConsultSession.id).where(
+            ConsultSession.status == "live", ConsultSession.ends_at <= now)),
+    ]
+    done = 0
+    for transition, query in steps:
+        for item_id in db.session.scalars(query.limit(500)).all():
+            try:
+                if transition(item_id, now=now):
+                    done += 1
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("sweep: %s(%s) failed", transition.__name__, item_id)
+    db.session.remove()
+    return done
