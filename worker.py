@@ -18,11 +18,13 @@ def main():
         log.info("no REDIS_URL: running the sweep only (jobs run inside the web process)")
         stop.wait()
         return
-    from rq import Worker
+    from rq import SimpleWorker
 
-    with app.app_context():
-        queue = jobs.get_queue(app)
-        Worker([queue], connection=queue.connection).work(with_scheduler=True)
+    # Jobs open their own app context (and database session) on this app, one per job.
+    # SimpleWorker runs them in this process: no fork, so pooled connections are never shared.
+    jobs.set_worker_app(app)
+    queue = jobs.get_queue(app)
+    SimpleWorker([queue], connection=queue.connection).work(with_scheduler=True)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,8 @@ def app_context(fn):
 
 
 _worker_app = None
+
+
+def set_worker_app(app):
+    global _worker_app
+    _worker_app = app
