@@ -197,3 +197,21 @@ def stream(subscription, initial=(), keepalive=15):
             yield ": keepalive\n\n" if message is None else sse_format(message)
     finally:
         subscription.close()
+
+
+def sse_response(channels, snapshot):
+    """An SSE response: subscribe first (nothing is missed), then read the current state
+    (`snapshot()` -> messages) from the database, release the database connection, stream."""
+    from autodoctor.extensions import db
+
+    app = current_app._get_current_object()
+    subscription = app.extensions["broker"].subscribe(channels)
+    try:
+        initial = snapshot()
+    except BaseException:
+        subscription.close()
+        raise
+    db.session.rollback()  # ends the read transaction: no connection is held while streaming
+    return app.response_class(stream(subscription, initial, app.config["SSE_KEEPALIVE_SECONDS"]),
+                              mimetype="text/event-stream",
+                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

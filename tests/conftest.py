@@ -90,7 +90,8 @@ def _make_app(tmp_path, **overrides):
 @pytest.fixture
 def app(tmp_path):
     app = _make_app(tmp_path)
-    with app.app_context():
+    # A request context (not only an app context) so services can build URLs as in a view.
+    with app.test_request_context():
         db.create_all()
         plans.seed_plans()
         db.session.commit()
@@ -118,7 +119,7 @@ def pg_app(tmp_path, pg_url):
     """An app on a real Postgres database, emptied after each test."""
     app = _make_app(tmp_path, SQLALCHEMY_DATABASE_URI=pg_url,
                     SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 60, "max_overflow": 20})
-    with app.app_context():
+    with app.test_request_context():
         plans.seed_plans()
         db.session.commit()
         yield app

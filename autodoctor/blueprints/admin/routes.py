@@ -1,4 +1,4 @@
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from autodoctor.blueprints.admin import bp
@@ -6,7 +6,7 @@ from autodoctor.blueprints.admin.forms import AssignForm
 from autodoctor.blueprints.admin.presenters import mechanics_for_assignment, queue_message, queue_requests
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession
-from autodoctor.realtime import stream
+from autodoctor.realtime import sse_response
 from autodoctor.services import lifecycle
 from autodoctor.services.errors import ServiceError
 
@@ -20,12 +20,7 @@ def dashboard_index():
 
 @bp.get("/stream")
 def dashboard_stream():
-    subscription = current_app.extensions["broker"].subscribe(["admin"])
-    snapshot = [queue_message()]
-    db.session.remove()
-    return current_app.response_class(
-        stream(subscription, snapshot, current_app.config["SSE_KEEPALIVE_SECONDS"]),
-        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(["admin"], lambda: [queue_message()])
 
 
 @bp.post("/requests/<int:request_id>/assign")

@@ -1,4 +1,4 @@
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from autodoctor.blueprints.customer import bp
@@ -6,7 +6,7 @@ from autodoctor.blueprints.customer.forms import IntakeForm, TestCardForm
 from autodoctor.blueprints.customer.presenters import session_status_message
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession
-from autodoctor.realtime import stream
+from autodoctor.realtime import sse_response
 from autodoctor.security import owned_by_customer
 from autodoctor.services import intakes, lifecycle, payments, plans
 from autodoctor.services.errors import NotFound, ServiceError
@@ -150,13 +150,7 @@ def session_show(session_id):
 def session_stream(session_id):
     """Live status of the customer's session: current state first, then every change."""
     owned_by_customer(db.session.get(ConsultSession, session_id))
-    broker = current_app.extensions["broker"]
-    subscription = broker.subscribe([f"session:{session_id}"])
-    snapshot = [session_status_message(session_id)]
-    db.session.remove()  # no database connection is held while streaming
-    return current_app.response_class(
-        stream(subscription, snapshot, current_app.config["SSE_KEEPALIVE_SECONDS"]),
-        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response([f"session:{session_id}"], lambda: [session_status_message(session_id)])
 
 
 @bp.post("/sessions/<int:session_id>/cancel")

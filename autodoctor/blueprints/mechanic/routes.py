@@ -1,4 +1,4 @@
-from flask import current_app, render_template
+from flask import render_template, url_for
 from flask_login import current_user
 
 from autodoctor import htmx
@@ -6,7 +6,7 @@ from autodoctor.blueprints.mechanic import bp
 from autodoctor.blueprints.mechanic.presenters import active_session_message, open_requests, request_list_message
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
-from autodoctor.realtime import stream
+from autodoctor.realtime import sse_response
 from autodoctor.services import lifecycle
 from autodoctor.services.errors import ServiceError
 
@@ -25,13 +25,9 @@ def dashboard_index():
 def dashboard_stream():
     """New and vanished requests as they happen. On every (re)connect — with or without
     Last-Event-ID — the current list is sent first, read from the database."""
-    broker = current_app.extensions["broker"]
-    subscription = broker.subscribe(["mechanics", f"user:{current_user.id}"])
-    snapshot = [request_list_message(), active_session_message(current_user.id)]
-    db.session.remove()
-    return current_app.response_class(
-        stream(subscription, snapshot, current_app.config["SSE_KEEPALIVE_SECONDS"]),
-        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    user_id = current_user.id
+    return sse_response(["mechanics", f"user:{user_id}"],
+                        lambda: [request_list_message(), active_session_message(user_id)])
 
 
 @bp.post("/requests/<int:request_id>/accept")
@@ -44,6 +40,4 @@ def request_accept(request_id):
         return htmx.render("mechanic/dashboard/_taken.html", "mechanic/dashboard/_taken.html",
                            status=exc.status_code, request=request, message=exc.message)
     db.session.commit()
-    from flask import url_for
-
     return htmx.redirect(url_for("room.room_show", session_id=session.id))
