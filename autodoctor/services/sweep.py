@@ -37,5 +37,4 @@ def run_sweep(now=None):
             except Exception:
                 db.session.rollback()
                 log.exception("sweep: %s(%s) failed", transition.__name__, item_id)
-    db.session.remove()
     return done
