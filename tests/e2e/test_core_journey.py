@@ -17,6 +17,17 @@ def login(page, base, email):
     page.click("button[type=submit]")
 
 
+def signup(page, base, email, name="Sam Driver"):
+    """A new customer for each journey, so journeys never share an active session."""
+    page.goto(base + "/signup")
+    page.fill("input[name=full_name]", name)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "a-long-enough-password")
+    page.fill("input[name=confirm]", "a-long-enough-password")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/customer/intake$"))
+
+
 def fill_intake(page, base, plan="chat10"):
     page.goto(f"{base}/customer/intake?plan={plan}")
     page.fill("input[name=year]", "2011")
@@ -40,12 +51,7 @@ def test_customer_and_mechanic_complete_a_session(live_server, browser):
         expect(mechanic.locator("#live-indicator")).to_be_visible()
         expect(mechanic.locator("#no-requests")).to_be_visible()
 
-        customer.goto(base + "/signup")
-        customer.fill("input[name=full_name]", "Sam Driver")
-        customer.fill("input[name=email]", "sam@example.com")
-        customer.fill("input[name=password]", "a-long-enough-password")
-        customer.fill("input[name=confirm]", "a-long-enough-password")
-        customer.click("button[type=submit]")
+        signup(customer, base, "sam@example.com")
         fill_intake(customer, base)
         expect(customer).to_have_url(re.compile(r"/checkout/\d+/test$"))
         customer.fill("input[name=card_number]", "4242 4242 4242 4242")
@@ -89,7 +95,7 @@ def test_declined_card_creates_no_session(live_server, browser):
     ctx = browser.new_context()
     page = ctx.new_page()
     try:
-        login(page, base, "dev@autodoctor.example")
+        signup(page, base, "declined@example.com", "Dee Clined")
         fill_intake(page, base)
         page.fill("input[name=card_number]", "4000 0000 0000 0002")
         page.click("button:has-text('Pay')")
@@ -98,3 +104,34 @@ def test_declined_card_creates_no_session(live_server, browser):
         expect(page.locator("body")).to_contain_text("No active session")
     finally:
         ctx.close()
+
+
+def test_taken_request_vanishes_from_other_dashboards(live_server, browser):
+    base = live_server.url
+    contexts = [browser.new_context(viewport={"width": 800, "height": 1000}) for _ in range(3)]
+    first, second, customer = (ctx.new_page() for ctx in contexts)
+    try:
+        login(first, base, "raj@autodoctor.example")
+        login(second, base, "lena@autodoctor.example")
+        for page in (first, second):
+            expect(page.locator("#live-indicator")).to_be_visible()
+        signup(customer, base, "third@example.com", "Tia Third")
+        fill_intake(customer, base)
+        customer.fill("input[name=card_number]", "4242424242424242")
+        customer.click("button:has-text('Pay')")
+        expect(customer.locator("#session-status")).to_contain_text("Finding your mechanic")
+        card_first = first.locator(".request", has_text="Grinding noise")
+        card_second = second.locator(".request", has_text="Grinding noise")
+        expect(card_first).to_be_visible()
+        expect(card_second).to_be_visible()
+        request_id = card_second.get_attribute("id").split("-")[1]
+        card_first.locator("button.accept").click()
+        expect(first).to_have_url(re.compile(r"/room/\d+$"))
+        expect(card_second).to_have_count(0)  # gone from the other dashboard without a reload
+        # A tap that was already on its way when the card vanished gets a clear answer.
+        second.evaluate(f"htmx.ajax('POST', '/mechanic/requests/{request_id}/accept', "
+                        "{target: '#request-list', swap: 'afterbegin'})")
+        expect(second.locator(".request.taken")).to_contain_text("Another mechanic already accepted this request.")
+    finally:
+        for ctx in contexts:
+            ctx.close()
