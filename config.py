@@ -33,6 +33,7 @@ class Config:
 
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_embedded_test_checkout")
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")  # e.g. a stripe-mock; empty = api.stripe.com
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
 
     SMTP_HOST = os.environ.get("SMTP_HOST", "")

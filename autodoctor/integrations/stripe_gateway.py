@@ -24,7 +24,9 @@ def live_mode():
 
 
 def _client():
-    return stripe.StripeClient(current_app.config["STRIPE_SECRET_KEY"])
+    base = current_app.config.get("STRIPE_API_BASE")
+    return stripe.StripeClient(current_app.config["STRIPE_SECRET_KEY"], base_addresses={"api": base} if base else {},
+                                max_network_retries=2)
 
 
 def create_checkout(payment, success_url, cancel_url):
