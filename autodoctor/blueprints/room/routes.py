@@ -120,9 +120,13 @@ def summary_show(session_id):
     session = _session(session_id)
     if session.status in ("waiting", "live") and session.is_participant(current_user):
         return redirect(url_for("room.room_show", session_id=session_id))
-    return render_template("room/summary.html", session=session, rating_form=RatingForm(),
-                           notes_form=EndSessionForm(), messages=chat.messages_after(session_id),
-                           events=timeline.for_session(session_id), files=_files(session))
+    return _render_summary(session, RatingForm())
+
+
+def _render_summary(session, rating_form, status=200):
+    return render_template("room/summary.html", session=session, rating_form=rating_form,
+                           notes_form=EndSessionForm(), messages=chat.messages_after(session.id),
+                           events=timeline.for_session(session.id), files=_files(session)), status
 
 
 @bp.post("/<int:session_id>/rating")
@@ -141,9 +145,7 @@ def rating_create(session_id):
             db.session.commit()
             flash("Thanks for rating your session!", "success")
             return redirect(url_for("room.summary_show", session_id=session_id), code=303)
-    return render_template("room/summary.html", session=session, rating_form=form, notes_form=EndSessionForm(),
-                           messages=chat.messages_after(session_id), events=timeline.for_session(session_id),
-                           files=_files(session)), 422
+    return _render_summary(session, form, 422)
 
 
 @bp.post("/<int:session_id>/notes")
