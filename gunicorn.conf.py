@@ -10,3 +10,4 @@ timeout = 60
 graceful_timeout = 20  # under the router's 30 s: a deploy never hangs on open streams
 keepalive = 75
 accesslog = "-" if os.environ.get("ACCESS_LOG") == "1" else None
+control_socket_disable = True  # several servers (tests, bench) may run side by side
