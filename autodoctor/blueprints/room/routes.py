@@ -177,7 +177,10 @@ def file_show(session_id, file_id):
     record = db.session.get(StoredFile, file_id)
     if record is None or not (record.session_id == session.id or record.intake_id == session.intake_id):
         abort(404)
-    response = send_file(storage.open_path(record.storage_key), mimetype=record.mime_type,
+    path = storage.open_path(record.storage_key)
+    if not path.exists():
+        abort(404, "That file is no longer available.")
+    response = send_file(path, mimetype=record.mime_type,
                          download_name=record.original_name, as_attachment=record.kind != "image",
                          max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
