@@ -144,11 +144,14 @@ class RedisBroker(LocalBroker):
         import redis
 
         self._redis = redis.Redis.from_url(url)
+        # Pub/sub channels are shared by every database of a Redis server: name ours after the
+        # database in REDIS_URL, so deployments kept apart by database number stay apart.
+        self.prefix = f"{self.PREFIX}{self._redis.connection_pool.connection_kwargs.get('db', 0)}:"
         self._listener = None
         self._started = threading.Lock()
 
     def publish(self, message):
-        self._redis.publish(self.PREFIX + message.channel, json.dumps(asdict(message)))
+        self._redis.publish(self.prefix + message.channel, json.dumps(asdict(message)))
 
     def subscribe(self, channels):
         self._ensure_listener()
@@ -169,7 +172,7 @@ class RedisBroker(LocalBroker):
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                pubsub.psubscribe(self.PREFIX + "*")
+                pubsub.psubscribe(self.prefix + "*")
                 for raw in pubsub.listen():
                     if raw["type"] == "psubscribe":  # Redis confirmed: nothing published from now on is missed
                         ready.set()

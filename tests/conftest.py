@@ -72,6 +72,19 @@ def free_port():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(monkeypatch):
+    """Still Argon2id, at the cheapest cost: the production cost (~0.25 s a hash) would
+    dominate the suite. test_auth checks the real parameters separately."""
+    from argon2 import PasswordHasher
+
+    from autodoctor.services import accounts
+
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(accounts, "_hasher", fast)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast.hash("not-a-real-password"))
+
+
+@pytest.fixture(autouse=True)
 def _reset_clock():
     clock.reset()
     yield
@@ -84,7 +97,17 @@ def _make_app(tmp_path, **overrides):
 
     for key, value in overrides.items():
         setattr(Cfg, key, value)
-    return create_app(Cfg)
+    app = create_app(Cfg)
+
+    @app.before_request
+    def _forget_cached_user():
+        # Tests keep one app context open and Flask-Login caches the user in flask.g on it:
+        # each test-client request must be whoever its own cookie says.
+        from flask import g
+
+        g.pop("_login_user", None)
+
+    return app
 
 
 @pytest.fixture

@@ -80,7 +80,8 @@ def handle_stripe_event(event):
         return "duplicate"
     if event["type"] not in FULFIL_EVENTS:
         return "ignored"
-    checkout = (event.get("data") or {}).get("object")
+    data = event.get("data")
+    checkout = data.get("object") if isinstance(data, dict) else None
     if not isinstance(checkout, dict):
         return "ignored"
     return "fulfilled" if _fulfil_checkout(checkout) else "no-op"
@@ -89,7 +90,9 @@ def handle_stripe_event(event):
 def _fulfil_checkout(checkout):
     if checkout.get("payment_status") != "paid":
         return None
-    reference = checkout.get("client_reference_id") or (checkout.get("metadata") or {}).get("payment_id")
+    metadata = checkout.get("metadata")
+    reference = checkout.get("client_reference_id") or (
+        metadata.get("payment_id") if isinstance(metadata, dict) else None)
     payment = db.session.get(Payment, int(reference)) if str(reference or "").isdigit() else None
     if payment is None or payment.checkout_id != checkout.get("id"):
         log.warning("checkout %s matches no payment", checkout.get("id"))

@@ -13,7 +13,7 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, LedgerEntry, Payment
 from tests.factories import UserFactory
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "stripe"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe"
 
 
 class FakeStripe(BaseHTTPRequestHandler):
@@ -57,8 +57,6 @@ class FakeStripe(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stripe_app(app):
-    if not FIXTURES.exists():
-        pytest.skip("shared Stripe fixtures not present")
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     FakeStripe.calls, FakeStripe.paid = [], True

@@ -13,14 +13,17 @@ from autodoctor.jobs.lifecycle import mark_unattended_job
 from autodoctor.models import SessionRequest
 from autodoctor.services import lifecycle
 from tests.conftest import REDIS_TEST_URL, require_services
+
+# Not the live server's Redis database: its worker (scheduler included) would take these jobs.
+RQ_TEST_URL = REDIS_TEST_URL.rsplit("/", 1)[0] + "/8"
 from tests.factories import PaidSessionFactory, UserFactory
 
 
 @pytest.fixture
 def rq_app(pg_app):
     require_services()
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    pg_app.config["REDIS_URL"] = REDIS_TEST_URL
+    redis.Redis.from_url(RQ_TEST_URL).flushdb()
+    pg_app.config["REDIS_URL"] = RQ_TEST_URL
     pg_app.extensions.pop("rq_queue", None)
     yield pg_app
     pg_app.config["REDIS_URL"] = ""
