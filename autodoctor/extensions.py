@@ -17,18 +17,33 @@ class Session(_FlaskSession):
 
     def commit(self):
         super().commit()
+        self.info.pop("after_rollback_hooks", None)
         hooks = self.info.pop("after_commit_hooks", [])
         for hook in hooks:  # a hook may commit again; its own hooks run in that commit
             hook()
 
     def rollback(self):
-        self.info.pop("after_commit_hooks", None)
+        self._discard_hooks()
         super().rollback()
+
+    def close(self):  # closing without a commit discards the work, like a rollback
+        self._discard_hooks()
+        super().close()
+
+    def _discard_hooks(self):
+        self.info.pop("after_commit_hooks", None)
+        for hook in self.info.pop("after_rollback_hooks", []):
+            hook()
 
 
 def after_commit(hook):
     """Queue a callable to run after the current transaction commits."""
     db.session.info.setdefault("after_commit_hooks", []).append(hook)
+
+
+def after_rollback(hook):
+    """Queue a callable that undoes an outside effect (a stored file) if the transaction rolls back."""
+    db.session.info.setdefault("after_rollback_hooks", []).append(hook)
 
 
 naming = {

@@ -186,7 +186,10 @@ def cancel_orphaned(session_id, now=None):
     session = db.session.get(ConsultSession, session_id)
     if session is None or session.status != "waiting" or session.accepted_at > now - ORPHANED_AFTER:
         return False
-    return _cancel(session, None, None, "orphaned", "The session never started within 60 minutes; refunded in full")
+    request = session.current_request if session.current_request and session.current_request.status == "accepted" \
+        else None
+    return _cancel(session, request, "cancelled", "orphaned",
+                   "The session never started within 60 minutes; refunded in full")
 
 
 def _participant(session_id, user_id):

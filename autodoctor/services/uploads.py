@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import filetype
 from PIL import Image, UnidentifiedImageError
 
-from autodoctor.extensions import db
+from autodoctor.extensions import after_rollback, db
 from autodoctor.integrations import storage
 from autodoctor.models import StoredFile
 from autodoctor.services.errors import ValidationError
@@ -57,6 +57,7 @@ def check(name, data, kinds=("image", "video", "document")):
 def store(upload: CheckedUpload, owner_id, intake_id=None, session_id=None):
     key = secrets.token_urlsafe(24)
     storage.save(key, upload.data)
+    after_rollback(lambda: storage.delete(key))
     record = StoredFile(owner_id=owner_id, intake_id=intake_id, session_id=session_id, storage_key=key,
                         original_name=upload.name, mime_type=upload.mime, kind=upload.kind,
                         size_bytes=len(upload.data))

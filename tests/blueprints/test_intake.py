@@ -172,7 +172,7 @@ def test_unknown_plan_is_a_clear_error_not_a_500(app, customer, plan):
     response = submit(customer, plan=plan)
     assert response.status_code == 422
     errors = field_errors(response, "plan")
-    assert errors and any("choice" in e.lower() or "plan" in e.lower() for e in errors)
+    assert errors in (["That plan does not exist. Pick one from the pricing page."], ["Choose a plan."])
     assert_nothing_stored(app)
 
 
@@ -342,3 +342,19 @@ def test_intake_is_for_customers_only(login, users):
     response = submit(mechanic)
     assert response.status_code == 403
     assert db.session.scalar(sa.select(sa.func.count(Intake.id))) == 0
+
+
+def test_photos_are_removed_when_the_checkout_cannot_start(app, customer, monkeypatch):
+    """A late refusal (here: an active session created in another tab meanwhile) rolls the
+    intake back, and the photo already written to storage goes with it."""
+    from autodoctor.services import payments
+    from autodoctor.services.errors import Conflict
+
+    def refuse(*args, **kwargs):
+        raise Conflict("You already have an active session. Finish or cancel it before starting another.")
+
+    monkeypatch.setattr(payments, "start_checkout", refuse)
+    response = submit(customer, photos=[("brake.png", png_bytes())])
+    assert response.status_code == 422
+    assert "You already have an active session" in response.get_data(as_text=True)
+    assert_nothing_stored(app)

@@ -13,10 +13,10 @@ from autodoctor.jobs.lifecycle import mark_unattended_job
 from autodoctor.models import SessionRequest
 from autodoctor.services import lifecycle
 from tests.conftest import REDIS_TEST_URL, require_services
+from tests.factories import PaidSessionFactory, UserFactory
 
 # Not the live server's Redis database: its worker (scheduler included) would take these jobs.
 RQ_TEST_URL = REDIS_TEST_URL.rsplit("/", 1)[0] + "/8"
-from tests.factories import PaidSessionFactory, UserFactory
 
 
 @pytest.fixture

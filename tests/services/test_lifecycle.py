@@ -233,6 +233,7 @@ def test_orphaned_waiting_session_is_cancelled_at_60_minutes(app, users, via):
     session = get_session(session_id)
     assert session.status == "cancelled"
     assert session.end_reason == "orphaned"
+    assert db.session.get(SessionRequest, request_id).status == "cancelled"
     assert_refunded_in_full(session_id, 999)
     assert event_kinds(session_id).count("cancelled") == 1
     assert not lifecycle.mechanic_busy(mechanic.id)

@@ -10,10 +10,15 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class SignupForm(FlaskForm):
-    full_name = StringField("Your name", validators=[DataRequired("Enter your name."), Length(max=120)])
-    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail."), Email("Enter a valid e-mail."),
-                                             Length(max=254)])
+    full_name = StringField("Your name", filters=[_strip],
+                            validators=[DataRequired("Enter your name."), Length(max=120)])
+    email = EmailField("E-mail", filters=[_strip], validators=[
+        DataRequired("Enter your e-mail."), Email("Enter a valid e-mail."), Length(max=254)])
     password = PasswordField("Password", validators=[
         DataRequired("Choose a password."),
         Length(min=MIN_PASSWORD, max=200, message=f"Use at least {MIN_PASSWORD} characters.")])

@@ -10,7 +10,8 @@ COUNTRIES = [("", "Choose…"), ("CA", "Canada"), ("US", "United States"), ("GB"
 class IntakeForm(FlaskForm):
     """Field-level rules live in services.intakes; this form only parses."""
 
-    plan = SelectField("Plan", validators=[DataRequired("Choose a plan.")])
+    # Checked by services.plans.get_plan, whose message names the problem.
+    plan = SelectField("Plan", validators=[DataRequired("Choose a plan.")], validate_choice=False)
     advice_only = BooleanField("Just advice — no specific vehicle")
     year = IntegerField("Year", validators=[Optional()])
     make = StringField("Make", validators=[Length(max=60)])

@@ -4,7 +4,7 @@ can never leave a stale or doubled card)."""
 from flask import render_template
 
 from autodoctor.extensions import db
-from autodoctor.models import ConsultSession, SessionEvent, SessionRequest
+from autodoctor.models import ConsultSession, Intake, SessionEvent, SessionRequest
 from autodoctor.models.requests import OPEN_REQUEST_STATUSES
 from autodoctor.realtime import Message, presenter
 
@@ -12,11 +12,14 @@ CHANNEL = "mechanics"
 
 
 def open_requests():
+    # Everything a card shows is loaded here: the list is rendered on every change and every
+    # (re)connect, so a lazy load per card would cost two queries per open request each time.
+    intake = db.joinedload(SessionRequest.session).joinedload(ConsultSession.intake)
     return db.session.scalars(
         db.select(SessionRequest).join(ConsultSession)
         .where(SessionRequest.status.in_(OPEN_REQUEST_STATUSES))
         .order_by(SessionRequest.created_at, SessionRequest.id)
-        .options(db.joinedload(SessionRequest.session).joinedload(ConsultSession.intake),
+        .options(intake.joinedload(Intake.vehicle), intake.selectinload(Intake.photos),
                  db.joinedload(SessionRequest.session).joinedload(ConsultSession.plan))).unique().all()
 
 
