@@ -1,7 +1,6 @@
 """In-process periodic sweep for embedded and single-dyno mode. (With Redis and a separate
 worker dyno, worker.py runs the sweep instead.)"""
 import logging
-import os
 import threading
 
 from autodoctor import jobs
@@ -26,11 +25,8 @@ def start_embedded_runner(app):
     """Start the sweep thread in this process when no separate worker runs jobs."""
     global _started
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 0)
-    if _started or not interval or jobs.uses_rq(app) or os.environ.get("AUTODOCTOR_NO_SWEEP") == "1":
+    if _started or not interval or jobs.uses_rq(app):
         return
     _started = True
     threading.Thread(target=sweep_loop, args=(app, interval), name="sweep", daemon=True).start()
     log.info("in-process sweep every %ss", interval)
-
-
-
