@@ -1,6 +1,4 @@
 """Role guards and ownership checks, in one place."""
-from functools import wraps
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -65,18 +63,6 @@ def role_required(*roles):
             abort(403, "This page is not available for your account.")
 
     return guard
-
-
-def roles_only(*roles):
-    def decorator(view):
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            denied = role_required(*roles)()
-            return denied or view(*args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def session_for_participant(session_id, allow_admin=False):
