@@ -22,10 +22,20 @@ def _database_url():
     return url or f"sqlite:///{BASE_DIR / 'var' / 'autodoctor.sqlite3'}"
 
 
+def _engine_options(url):
+    options = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        # A gevent worker runs many requests and sockets at once. SQLAlchemy's default pool
+        # (5 kept + 10 overflow) opened and closed an overflow connection for every burst
+        # above 5 — a new Postgres backend each time. Same ceiling of 15, all kept open.
+        options.update(pool_size=15, max_overflow=0)
+    return options
+
+
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret-change-me")
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = _engine_options(SQLALCHEMY_DATABASE_URI)
     REDIS_URL = os.environ.get("REDIS_URL", "")
     # Run jobs and the sweep inside the web process even when Redis is set (single-dyno mode).
     SINGLE_DYNO = os.environ.get("SINGLE_DYNO", "") == "1"
@@ -61,6 +71,9 @@ class Config:
     COMPRESS_MIMETYPES = ["text/html", "text/css", "application/javascript", "text/javascript",
                           "application/json", "image/svg+xml"]
     COMPRESS_MIN_SIZE = 500
+    # Static files are streamed responses, and Flask-Compress leaves gzip out of its streaming
+    # algorithms by default: a client that offers only gzip got htmx (51 KB) uncompressed.
+    COMPRESS_ALGORITHM_STREAMING = ["zstd", "br", "gzip", "deflate"]
     SEND_FILE_MAX_AGE_DEFAULT = 60 * 60 * 24 * 365  # static files carry their version in the name
 
     # flask-sock: ping every 25 s so the router (55 s idle limit) keeps the socket open.
@@ -77,6 +90,7 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SQLALCHEMY_ENGINE_OPTIONS = _engine_options(SQLALCHEMY_DATABASE_URI)
     REDIS_URL = ""
     STRIPE_SECRET_KEY = ""
     STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
