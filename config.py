@@ -54,6 +54,17 @@ class Config:
     MAIL_FROM = os.environ.get("MAIL_FROM", "AutoDoctor <no-reply@autodoctor.example>")
 
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(BASE_DIR / "var" / "uploads"))
+    # S3-compatible storage replaces the local disk when a bucket is set (credentials from the
+    # usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables).
+    S3_BUCKET = os.environ.get("S3_BUCKET", "")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "")  # empty = AWS itself
+    S3_REGION = os.environ.get("S3_REGION", "us-east-1")
+
+    # LiveKit video (video15 and diagnostic plans). Without these the room says video is not set up.
+    LIVEKIT_URL = os.environ.get("LIVEKIT_URL", "")  # wss://<project>.livekit.cloud
+    LIVEKIT_API_KEY = os.environ.get("LIVEKIT_API_KEY", "")
+    LIVEKIT_API_SECRET = os.environ.get("LIVEKIT_API_SECRET", "")
+    LIVEKIT_TOKEN_TTL_SECONDS = _int("LIVEKIT_TOKEN_TTL_SECONDS", 600)
     # Werkzeug refuses bodies larger than this before any view runs (largest allowed file + form).
     MAX_CONTENT_LENGTH = 101 * 1024 * 1024
 
@@ -95,6 +106,8 @@ class TestConfig(Config):
     STRIPE_SECRET_KEY = ""
     STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
     SMTP_HOST = ""
+    S3_BUCKET = ""
+    LIVEKIT_URL = LIVEKIT_API_KEY = LIVEKIT_API_SECRET = ""
     WTF_CSRF_ENABLED = False
     RATELIMIT_ENABLED = True
     SWEEP_INTERVAL_SECONDS = 0  # tests call the sweep themselves

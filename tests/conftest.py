@@ -203,6 +203,10 @@ class LiveServer:
                              f"{[(m['To'], m['Subject']) for m in self.mailbox]}")
 
 
+LIVEKIT_TEST_KEY = "APIlivetestkey"
+LIVEKIT_TEST_SECRET = "livekit-test-secret-that-is-long-enough-0123456789"
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """gunicorn (gevent, 2 workers) + `python worker.py` (RQ with scheduler + sweep), on a
@@ -230,7 +234,10 @@ def live_server(tmp_path_factory):
            "STRIPE_SECRET_KEY": "", "STRIPE_WEBHOOK_SECRET": "whsec_live_test", "SECRET_KEY": "live-test",
            "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port), "WEB_CONCURRENCY": "2",
            "SWEEP_INTERVAL_SECONDS": "2", "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
-           "LOGIN_RATE_LIMIT": "1000 per minute"}
+           "LOGIN_RATE_LIMIT": "1000 per minute", "S3_BUCKET": "",
+           # No LiveKit server runs here: tokens are issued and the pre-join screen works; joining cannot.
+           "LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": LIVEKIT_TEST_KEY,
+           "LIVEKIT_API_SECRET": LIVEKIT_TEST_SECRET}
     flask = str(ROOT / ".venv" / "bin" / "flask") if (ROOT / ".venv/bin/flask").exists() else "flask"
     subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([flask, "seed-demo"], cwd=ROOT, env=env, check=True, capture_output=True)

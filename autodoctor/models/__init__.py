@@ -4,6 +4,7 @@ from autodoctor.models.files import StoredFile
 from autodoctor.models.money import LedgerEntry, Payment, StripeEvent
 from autodoctor.models.outbox import OutboxEmail
 from autodoctor.models.plans import Plan
+from autodoctor.models.reports import DiagnosticReport
 from autodoctor.models.requests import REQUEST_STATUSES, SessionRequest
 from autodoctor.models.sessions import (
     SESSION_STATUSES,
@@ -16,7 +17,7 @@ from autodoctor.models.vehicles import Intake, Vehicle, Waiver
 
 __all__ = [
     "ChatMessage", "StoredFile", "LedgerEntry", "Payment", "StripeEvent", "OutboxEmail",
-    "Plan", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
+    "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
     "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
     "Vehicle", "Waiver",
 ]

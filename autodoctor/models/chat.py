@@ -13,8 +13,10 @@ class ChatMessage(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     session_id = db.Column(db.Integer, db.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False)
     sender_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False)
-    body = db.Column(db.Text, nullable=False)
+    body = db.Column(db.Text, nullable=False)  # may be empty when a file is attached
+    file_id = db.Column(db.Integer, db.ForeignKey("files.id", ondelete="SET NULL"))
     client_token = db.Column(db.String(40))
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
 
     sender = db.relationship("User")
+    file = db.relationship("StoredFile")

@@ -17,6 +17,7 @@ class StoredFile(db.Model):
     intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id", ondelete="CASCADE"), index=True)
     session_id = db.Column(db.Integer, db.ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     storage_key = db.Column(db.String(80), nullable=False, unique=True)
+    thumbnail_key = db.Column(db.String(80), unique=True)  # images: a small JPEG made on upload
     original_name = db.Column(db.String(255), nullable=False)
     mime_type = db.Column(db.String(80), nullable=False)
     kind = db.Column(db.String(10), nullable=False)

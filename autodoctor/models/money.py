@@ -1,23 +1,39 @@
+from sqlalchemy import text
+
 from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models._types import one_of
 
 PAYMENT_STATUSES = ("open", "paid", "failed", "refunded")
+PAYMENT_PURPOSES = ("session", "extension")
 LEDGER_KINDS = ("payment", "refund", "platform_fee", "mechanic_earning")
 
 
 class Payment(db.Model):
-    """One checkout for one intake. Its amount is copied from the plan on the server."""
+    """One checkout: for an intake (purpose `session`, which opens the session) or for more
+    time in a live session (purpose `extension`). Its amount is copied from the plan on the
+    server."""
 
     __tablename__ = "payments"
-    __table_args__ = (one_of("status", PAYMENT_STATUSES),
-                      db.CheckConstraint("amount_cents >= 0", name="amount_not_negative"))
+    __table_args__ = (
+        one_of("status", PAYMENT_STATUSES),
+        one_of("purpose", PAYMENT_PURPOSES),
+        db.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        db.CheckConstraint("purpose = 'extension' OR intake_id IS NOT NULL", name="session_payment_has_intake"),
+        db.CheckConstraint("purpose = 'session' OR (session_id IS NOT NULL AND minutes > 0)",
+                           name="extension_payment_has_session"),
+        # One payment opens a session; any number of extensions may follow it.
+        db.Index("uq_payments_session_purpose_session", "session_id", unique=True,
+                 postgresql_where=text("purpose = 'session'"), sqlite_where=text("purpose = 'session'")),
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     customer_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id"), nullable=False, unique=True)
+    purpose = db.Column(db.String(10), nullable=False, default="session", server_default="session")
+    intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id"), unique=True)
     plan_id = db.Column(db.Integer, db.ForeignKey("plans.id"), nullable=False)
-    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), unique=True)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), index=True)
+    minutes = db.Column(db.Integer)  # extension payments: the minutes bought
     amount_cents = db.Column(db.Integer, nullable=False)
     currency = db.Column(db.String(3), nullable=False, default="usd")
     status = db.Column(db.String(10), nullable=False, default="open")

@@ -35,6 +35,8 @@ class ConsultSession(db.Model):
     accepted_at = db.Column(db.DateTime)
     started_at = db.Column(db.DateTime)
     ends_at = db.Column(db.DateTime)
+    extended_minutes = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    warned_minutes = db.Column(db.Integer)  # the last time-left warning sent (5, then 1)
     ended_at = db.Column(db.DateTime)
     end_reason = db.Column(db.String(40))
     mechanic_notes = db.Column(db.Text)
@@ -47,6 +49,7 @@ class ConsultSession(db.Model):
     plan = db.relationship("Plan")
     intake = db.relationship("Intake")
     requests = db.relationship("SessionRequest", back_populates="session", order_by="SessionRequest.id")
+    report = db.relationship("DiagnosticReport", uselist=False, back_populates="session")
 
     @property
     def is_active(self):
@@ -85,6 +88,7 @@ class SessionParticipant(db.Model):
     last_joined_at = db.Column(db.DateTime, nullable=False, default=clock.now)
     last_left_at = db.Column(db.DateTime)
     connections = db.Column(db.Integer, nullable=False, default=0)
+    last_seen_message_id = db.Column(db.Integer)  # the last chat line this person has seen
 
 
 class SessionEvent(db.Model):
@@ -98,6 +102,7 @@ class SessionEvent(db.Model):
     actor_id = db.Column(db.Integer, db.ForeignKey("users.id"))
     kind = db.Column(db.String(40), nullable=False)
     detail = db.Column(db.String(500), nullable=False, default="")
+    external_id = db.Column(db.String(100), unique=True)  # a webhook's event id: a replay is a no-op
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
 
     actor = db.relationship("User")

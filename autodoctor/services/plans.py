@@ -3,23 +3,25 @@ from autodoctor.extensions import db
 from autodoctor.models import Plan
 from autodoctor.services.errors import NotFound
 
+EXTENSION_MINUTES = 15
 DEFAULT_PLANS = (
-    # code, name, price_cents, minutes, kind, features, max_photos
-    ("free", "Free Session", 0, 5, "chat", "Text chat", 1),
-    ("quick_advice", "Quick Advice", 499, 10, "chat", "Text chat + 1 photo", 1),
-    ("chat10", "Quick Chat", 999, 30, "chat", "Text chat + photos and media", 5),
-    ("video15", "Standard Video", 2999, 45, "video", "Video call + chat", 5),
-    ("diagnostic", "Full Diagnostic", 4999, 60, "diagnostic", "Video + chat + written report", 5),
+    # code, name, price_cents, minutes, kind, features, max_photos, +15 min price (None: no extension)
+    ("free", "Free Session", 0, 5, "chat", "Text chat", 1, None),
+    ("quick_advice", "Quick Advice", 499, 10, "chat", "Text chat + 1 photo", 1, 499),
+    ("chat10", "Quick Chat", 999, 30, "chat", "Text chat + photos and media", 5, 499),
+    ("video15", "Standard Video", 2999, 45, "video", "Video call + chat", 5, 999),
+    ("diagnostic", "Full Diagnostic", 4999, 60, "diagnostic", "Video + chat + written report", 5, 1499),
 )
 
 
 def seed_plans():
     """Insert the default plans that are missing; never overwrite an admin's edits."""
     existing = {code for (code,) in db.session.query(Plan.code)}
-    for position, (code, name, price, minutes, kind, features, max_photos) in enumerate(DEFAULT_PLANS):
+    for position, (code, name, price, minutes, kind, features, max_photos, extension) in enumerate(DEFAULT_PLANS):
         if code not in existing:
             db.session.add(Plan(code=code, name=name, price_cents=price, minutes=minutes, kind=kind,
-                                features=features, max_photos=max_photos, position=position))
+                                features=features, max_photos=max_photos, position=position,
+                                extension_price_cents=extension))
     db.session.flush()
 
 

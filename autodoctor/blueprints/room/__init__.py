@@ -19,4 +19,4 @@ def participants_only():
     session_for_participant(session_id, allow_admin=request.endpoint in ADMIN_CAN_VIEW)
 
 
-from autodoctor.blueprints.room import presenters, routes  # noqa: E402,F401
+from autodoctor.blueprints.room import files, presenters, routes  # noqa: E402,F401

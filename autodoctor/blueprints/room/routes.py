@@ -1,17 +1,17 @@
 import json
 import threading
 
-from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
 from autodoctor import htmx
 from autodoctor.blueprints.room import bp
+from autodoctor.blueprints.room.files import session_files
 from autodoctor.blueprints.room.forms import EndSessionForm, RatingForm
 from autodoctor.blueprints.room.presenters import chat_message, room_status
 from autodoctor.extensions import db, sock
-from autodoctor.integrations import storage
-from autodoctor.models import ConsultSession, StoredFile
+from autodoctor.models import ConsultSession
 from autodoctor.realtime import Message
 from autodoctor.services import chat, lifecycle, timeline
 from autodoctor.services.errors import ServiceError
@@ -131,7 +131,7 @@ def summary_show(session_id):
 def _render_summary(session, rating_form, status=200):
     return render_template("room/summary.html", session=session, rating_form=rating_form,
                            notes_form=EndSessionForm(), messages=chat.messages_after(session.id),
-                           events=timeline.for_session(session.id), files=_files(session)), status
+                           events=timeline.for_session(session.id), files=session_files(session)), status
 
 
 @bp.post("/<int:session_id>/rating")
@@ -168,27 +168,3 @@ def notes_update(session_id):
     else:
         flash(" ".join(form.notes.errors), "error")
     return redirect(url_for("room.summary_show", session_id=session_id), code=303)
-
-
-def _files(session):
-    return db.session.scalars(db.select(StoredFile).where(
-        (StoredFile.session_id == session.id) | (StoredFile.intake_id == session.intake_id))
-        .order_by(StoredFile.id)).all()
-
-
-@bp.get("/<int:session_id>/files/<int:file_id>")
-def file_show(session_id, file_id):
-    session = _session(session_id)
-    record = db.session.get(StoredFile, file_id)
-    if record is None or not (record.session_id == session.id or record.intake_id == session.intake_id):
-        abort(404)
-    path = storage.open_path(record.storage_key)
-    if not path.exists():
-        abort(404, "That file is no longer available.")
-    response = send_file(path, mimetype=record.mime_type,
-                         download_name=record.original_name, as_attachment=record.kind != "image",
-                         max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    return response
-
