@@ -26,6 +26,7 @@ class Message:
     event: str
     data: str
     id: str | None = None
+    skip_user: int | None = None  # not sent to this user's own sockets (their typing, their "seen")
 
 
 def emit(kind, **data):

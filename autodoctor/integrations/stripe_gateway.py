@@ -39,10 +39,10 @@ def create_checkout(payment, success_url, cancel_url):
         params={
             "mode": "payment",
             "client_reference_id": str(payment.id),
-            "customer_email": payment.intake.customer.email,
+            "customer_email": payment.customer.email,
             "line_items": [{"quantity": 1, "price_data": {
                 "currency": payment.currency, "unit_amount": payment.amount_cents,
-                "product_data": {"name": f"AutoDoctor — {payment.plan.name}"}}}],
+                "product_data": {"name": f"AutoDoctor — {payment.description}"}}}],
             "metadata": {"payment_id": str(payment.id)},
             "success_url": success_url + "?checkout_session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": cancel_url,
@@ -94,7 +94,7 @@ def build_checkout_completed_event(payment):
             "client_reference_id": str(payment.id),
             "created": now,
             "currency": payment.currency,
-            "customer_email": payment.intake.customer.email,
+            "customer_email": payment.customer.email,
             "livemode": False,
             "metadata": {"payment_id": str(payment.id)},
             "mode": "payment",

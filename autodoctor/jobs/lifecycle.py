@@ -36,6 +36,12 @@ def end_at_time_limit_job(session_id):
 
 
 @app_context
+def warn_time_left_job(session_id):
+    lifecycle.warn_time_left(session_id)
+    db.session.commit()
+
+
+@app_context
 def sweep_job():
     from autodoctor.services import sweep
 

@@ -47,6 +47,13 @@ class Payment(db.Model):
     plan = db.relationship("Plan")
     intake = db.relationship("Intake")
     session = db.relationship("ConsultSession")
+    customer = db.relationship("User")
+
+    @property
+    def description(self):
+        if self.purpose == "extension":
+            return f"+{self.minutes} minutes — {self.plan.name}"
+        return self.plan.name
 
 
 class LedgerEntry(db.Model):

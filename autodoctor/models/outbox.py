@@ -3,7 +3,9 @@ from autodoctor.extensions import db
 
 
 class OutboxEmail(db.Model):
-    """Every e-mail sent: kept as the embedded-mode outbox and as a record when SMTP is set."""
+    """Every e-mail sent: kept as the embedded-mode outbox and as a record when SMTP is set.
+    Attachments are not stored: an e-mail with `report_id` carries that diagnostic report as
+    a PDF, rendered when it is delivered."""
 
     __tablename__ = "outbox_emails"
 
@@ -14,3 +16,4 @@ class OutboxEmail(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
     sent_at = db.Column(db.DateTime)
     error = db.Column(db.String(500))
+    report_id = db.Column(db.Integer, db.ForeignKey("diagnostic_reports.id", ondelete="SET NULL"), index=True)

@@ -65,6 +65,12 @@ class ConsultSession(db.Model):
     def other_party(self, user):
         return self.mechanic if user.id == self.customer_id else self.customer
 
+    def seconds_left(self, now=None):
+        """Seconds until a live session's clock runs out (None when not live)."""
+        if self.status != "live" or self.ends_at is None:
+            return None
+        return max(0, int((self.ends_at - (now or clock.now())).total_seconds()))
+
     def duration_minutes(self):
         if self.started_at and self.ended_at:
             return max(0, round((self.ended_at - self.started_at).total_seconds() / 60))

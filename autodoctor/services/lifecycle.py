@@ -22,6 +22,7 @@ UNATTENDED_AFTER = timedelta(minutes=5)
 EXPIRE_AFTER = timedelta(hours=2)
 NO_SHOW_AFTER = timedelta(minutes=30)
 ORPHANED_AFTER = timedelta(minutes=60)
+WARNING_MINUTES = (5, 1)  # "time left" warnings in a live session
 
 BUSY_MESSAGE = "You already have an active session. Finish it before accepting another request."
 TAKEN_MESSAGE = "Another mechanic already accepted this request."
@@ -236,8 +237,6 @@ def present_user_ids(session_id):
 
 def maybe_go_live(session_id):
     """Both people are in the room: the session goes live and its clock starts."""
-    from autodoctor.jobs import lifecycle as lifecycle_jobs
-
     session = _get_session(session_id)
     if session.status != "waiting" or present_user_ids(session_id) != {session.customer_id, session.mechanic_id}:
         return False
@@ -246,9 +245,58 @@ def maybe_go_live(session_id):
     if not _guarded(ConsultSession, session_id, ("waiting",), status="live", started_at=now, ends_at=ends_at):
         return False
     timeline.record(session_id, "live", "Both participants present; clock started")
-    jobs.schedule(timedelta(minutes=session.minutes), lifecycle_jobs.end_at_time_limit_job, session_id)
+    _schedule_clock(session_id, ends_at - now)
     emit("session.changed", session_id=session_id)
     return True
+
+
+def _schedule_clock(session_id, left):
+    """Jobs for the warnings and the end of a live session `left` from now (the sweep
+    applies them too; each job checks the clock again, so stale ones do nothing)."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    for minutes in WARNING_MINUTES:
+        if left > timedelta(minutes=minutes):
+            jobs.schedule(left - timedelta(minutes=minutes), lifecycle_jobs.warn_time_left_job, session_id)
+    jobs.schedule(left, lifecycle_jobs.end_at_time_limit_job, session_id)
+
+
+def warn_time_left(session_id, now=None):
+    """Send the 5- or 1-minute warning that is due, once each (a guarded UPDATE of
+    `warned_minutes`). Returns the minutes warned about, or None."""
+    now = now or clock.now()
+    session = db.session.get(ConsultSession, session_id)
+    left = session.seconds_left(now) if session else None
+    if not left:
+        return None
+    due = min((m for m in WARNING_MINUTES if left <= m * 60), default=None)
+    if due is None or not _guarded(
+            ConsultSession, session_id, ("live",), ConsultSession.ends_at == session.ends_at,
+            (ConsultSession.warned_minutes.is_(None)) | (ConsultSession.warned_minutes > due),
+            warned_minutes=due):
+        return None
+    timeline.record(session_id, "time_warning", f"{due} minute{'s' if due > 1 else ''} left")
+    emit("session.warning", session_id=session_id, minutes=due)
+    return due
+
+
+def extend_session(session_id, minutes, detail):
+    """Add paid time to a live session; both screens get the new end time. False when the
+    session is no longer live (the caller refunds)."""
+    for _ in range(5):  # an optimistic update on ends_at: portable interval arithmetic
+        session = db.session.get(ConsultSession, session_id)
+        if session is None or session.status != "live":
+            return False
+        now = clock.now()
+        ends_at = max(session.ends_at, now) + timedelta(minutes=minutes)
+        warned = session.warned_minutes if ends_at - now <= timedelta(minutes=WARNING_MINUTES[0]) else None
+        if _guarded(ConsultSession, session_id, ("live",), ConsultSession.ends_at == session.ends_at,
+                    ends_at=ends_at, extended_minutes=session.extended_minutes + minutes, warned_minutes=warned):
+            timeline.record(session_id, "extended", detail)
+            _schedule_clock(session_id, ends_at - now)
+            emit("session.changed", session_id=session_id)
+            return True
+    raise Conflict("The session clock changed while adding time. Please try again.")
 
 
 def _complete(session, reason, detail, actor_id=None, notes=None, now=None):

@@ -34,7 +34,7 @@ def _post(session_id, payment_id, memo, *legs):
 def record_payment(payment):
     """The customer's money arrives and is held in escrow for the session."""
     if payment.amount_cents:
-        _post(payment.session_id, payment.id, f"Payment for {payment.plan.name}",
+        _post(payment.session_id, payment.id, f"Payment for {payment.description}",
               (CUSTOMER, "payment", -payment.amount_cents), (ESCROW, "payment", payment.amount_cents))
 
 

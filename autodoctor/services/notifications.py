@@ -5,11 +5,15 @@ from flask import render_template
 from autodoctor import clock, jobs
 from autodoctor.extensions import db
 from autodoctor.integrations import mail
-from autodoctor.models import OutboxEmail
+from autodoctor.models import DiagnosticReport, OutboxEmail
+from autodoctor.services import reports
 
 
-def queue_email(to, subject, template, **context):
-    email = OutboxEmail(to_address=to, subject=subject, body_text=render_template(template, **context))
+def queue_email(to, subject, template, report_id=None, **context):
+    """Write an e-mail to the outbox and deliver it after commit; `report_id` attaches that
+    diagnostic report as a PDF."""
+    email = OutboxEmail(to_address=to, subject=subject, body_text=render_template(template, **context),
+                        report_id=report_id)
     db.session.add(email)
     db.session.flush()
     from autodoctor.jobs.mail import send_email_job
@@ -23,8 +27,13 @@ def deliver(outbox_id):
     email = db.session.get(OutboxEmail, outbox_id)
     if email is None or email.sent_at or not mail.configured():
         return
+    attachments = []
+    if email.report_id:
+        report = db.session.get(DiagnosticReport, email.report_id)
+        if report is not None:
+            attachments.append((reports.pdf_filename(report), "application/pdf", reports.render_pdf(report)))
     try:
-        mail.send(email.to_address, email.subject, email.body_text)
+        mail.send(email.to_address, email.subject, email.body_text, attachments=attachments)
     except OSError as exc:
         email.error = str(exc)[:500]
         db.session.commit()
@@ -33,8 +42,8 @@ def deliver(outbox_id):
 
 
 def payment_received(payment):
-    customer = payment.intake.customer
-    queue_email(customer.email, f"Receipt: {payment.plan.name}", "emails/receipt.txt",
+    customer = payment.customer
+    queue_email(customer.email, f"Receipt: {payment.description}", "emails/receipt.txt",
                 payment=payment, customer=customer)
 
 
@@ -44,5 +53,21 @@ def session_cancelled(session, reason, refunded_cents):
 
 
 def session_completed(session):
-    queue_email(session.customer.email, "Your AutoDoctor session summary", "emails/summary.txt",
-                session=session)
+    report = session.report
+    if report is None:
+        queue_email(session.customer.email, "Your AutoDoctor session summary", "emails/summary.txt",
+                    session=session)
+        return
+    queue_email(session.customer.email, "Your AutoDoctor session summary and diagnostic report",
+                "emails/summary_report.txt", report_id=report.id, session=session, view=reports.view(report))
+    report.emailed_at = clock.now()
+
+
+def report_ready(report):
+    """A report written or changed after the session ended: the customer gets it (again)."""
+    updated = report.emailed_at is not None
+    session = report.session
+    subject = "Your AutoDoctor diagnostic report (updated)" if updated else "Your AutoDoctor diagnostic report"
+    queue_email(session.customer.email, subject, "emails/report.txt", report_id=report.id, session=session,
+                view=reports.view(report), updated=updated)
+    report.emailed_at = clock.now()

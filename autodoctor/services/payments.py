@@ -8,8 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from autodoctor import clock, jobs
 from autodoctor.extensions import db
 from autodoctor.integrations import stripe_gateway
-from autodoctor.models import Payment, StripeEvent
-from autodoctor.services import lifecycle, money, timeline
+from autodoctor.models import ConsultSession, Payment, StripeEvent
+from autodoctor.services import lifecycle, money, plans, timeline
 from autodoctor.services.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,24 @@ def start_checkout(intake, success_url_for, cancel_url):
     return url, None
 
 
+def start_extension_checkout(session_id, customer_id, success_url_for, cancel_url):
+    """Checkout for +15 minutes in a live session, priced from the plan. Returns the URL."""
+    session = db.session.get(ConsultSession, session_id)
+    if session is None or session.customer_id != customer_id:
+        raise NotFound("That session does not exist.")
+    if not session.plan.can_extend:
+        raise Conflict(f"The {session.plan.name} plan cannot be extended.")
+    if session.status != "live":
+        raise Conflict("Time can be added only while the session is live.")
+    payment = Payment(purpose="extension", customer_id=customer_id, session_id=session.id, plan=session.plan,
+                      minutes=plans.EXTENSION_MINUTES, amount_cents=session.plan.extension_price_cents,
+                      currency="usd", provider="stripe" if stripe_gateway.live_mode() else "test_checkout")
+    db.session.add(payment)
+    db.session.flush()
+    url, payment.checkout_id = stripe_gateway.create_checkout(payment, success_url_for(payment.id), cancel_url)
+    return url
+
+
 def get_payment(payment_id, customer_id):
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.customer_id != customer_id:
@@ -53,6 +71,8 @@ def fulfil_payment(payment_id, payment_intent_id=None):
         return None
     db.session.expire_all()
     payment = db.session.get(Payment, payment_id)
+    if payment.purpose == "extension":
+        return _fulfil_extension(payment)
     if lifecycle.active_session_for_customer(payment.customer_id):
         # Paid twice from two tabs: the second payment goes straight back.
         payment.status = "refunded"
@@ -67,6 +87,23 @@ def fulfil_payment(payment_id, payment_intent_id=None):
 
     notifications.payment_received(payment)
     return session
+
+
+def _fulfil_extension(payment):
+    """Paid time joins the session's escrow and its clock; if the session ended meanwhile,
+    the money goes straight back."""
+    from autodoctor.services import notifications
+
+    money.record_payment(payment)
+    price = plans.format_price(payment.amount_cents)
+    if lifecycle.extend_session(payment.session_id, payment.minutes, f"+{payment.minutes} minutes bought ({price})"):
+        notifications.payment_received(payment)
+        return payment.session
+    payment.status = "refunded"
+    refunded = money.refund_session(payment.session, "Refund: the session ended before the extra time was paid")
+    timeline.record(payment.session_id, "refunded", f"Extension refunded ({refunded} cents): the session had ended")
+    refund_with_provider(payment.session_id, refunded, payment=payment)
+    return None
 
 
 def handle_stripe_event(event):

@@ -1,6 +1,7 @@
 """The periodic sweep: applies every overdue transition, so a lost job or a dead worker
 delays a timeout but never skips it. Idempotent: each transition is guarded."""
 import logging
+from datetime import timedelta
 
 from autodoctor import clock
 from autodoctor.extensions import db
@@ -26,6 +27,10 @@ def run_sweep(now=None):
             ConsultSession.status == "waiting", ConsultSession.accepted_at <= now - lifecycle.ORPHANED_AFTER)),
         (lifecycle.end_at_time_limit, db.select(ConsultSession.id).where(
             ConsultSession.status == "live", ConsultSession.ends_at <= now)),
+        (lifecycle.warn_time_left, db.select(ConsultSession.id).where(
+            ConsultSession.status == "live", ConsultSession.ends_at > now,
+            ConsultSession.ends_at <= now + timedelta(minutes=lifecycle.WARNING_MINUTES[0]),
+            ConsultSession.warned_minutes.is_(None) | (ConsultSession.warned_minutes > lifecycle.WARNING_MINUTES[-1]))),
     ]
     done = 0
     for transition, query in steps:

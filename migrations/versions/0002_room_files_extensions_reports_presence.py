@@ -34,6 +34,12 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_diagnostic_reports')),
     sa.UniqueConstraint('session_id', name=op.f('uq_diagnostic_reports_session_id'))
     )
+    with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('report_id', sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_outbox_emails_report_id'), ['report_id'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_outbox_emails_report_id_diagnostic_reports'), 'diagnostic_reports',
+                                    ['report_id'], ['id'], ondelete='SET NULL')
+
     with op.batch_alter_table('chat_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('file_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_chat_messages_file_id_files'), 'files', ['file_id'], ['id'], ondelete='SET NULL')
@@ -117,6 +123,11 @@ def downgrade():
     with op.batch_alter_table('chat_messages', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_chat_messages_file_id_files'), type_='foreignkey')
         batch_op.drop_column('file_id')
+
+    with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_outbox_emails_report_id_diagnostic_reports'), type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_outbox_emails_report_id'))
+        batch_op.drop_column('report_id')
 
     op.drop_table('diagnostic_reports')
     # ### end Alembic commands ###

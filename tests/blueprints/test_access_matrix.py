@@ -30,10 +30,12 @@ FORBIDDEN = "403"
 NOT_FOUND = "404"
 HIDDEN = "403 or 404"      # not yours: refused without saying whether it exists
 UNSIGNED = "400"           # webhooks: anybody may call, an unsigned body is rejected
+UNSIGNED_401 = "401"       # the LiveKit webhook answers a missing/bad Authorization JWT with 401
 
 # URL parameters that name one of customer A's objects: customer B must get 404 on them.
 OWNED_PARAMS = {"session_id", "payment_id", "file_id"}
-ADMIN_CAN_VIEW_ROOM = {"room.summary_show", "room.file_show"}
+ADMIN_CAN_VIEW_ROOM = {"room.summary_show", "room.file_show", "room.thumbnail_show",
+                       "room.report_show", "room.report_pdf"}
 
 
 def _everyone(expectation):
@@ -87,6 +89,10 @@ EXCEPTIONS = {
     "auth.logout": {"anonymous": LOGIN},              # @login_required
     "room.session_end": {"customer_a": FORBIDDEN},    # only the session's mechanic ends it
     "room.rating_create": {"mechanic_a": FORBIDDEN},  # only the customer rates
+    "room.extension_create": {"mechanic_a": FORBIDDEN},  # only the customer buys more time
+    "room.report_update": {"customer_a": FORBIDDEN},  # only the session's mechanic writes the report
+    "room.report_edit": {"customer_a": FORBIDDEN},
+    "webhooks.livekit_create": _everyone(UNSIGNED_401),  # its signature is an Authorization header
 }
 
 
@@ -247,6 +253,8 @@ def _check(response, expectation, *, stream, websocket, where):
         assert status in (403, 404), f"{where}: expected 403/404, got {status}"
     elif expectation == UNSIGNED:
         assert status == 400, f"{where}: expected 400, got {status}"
+    elif expectation == UNSIGNED_401:
+        assert status == 401, f"{where}: expected 401, got {status}"
     else:  # pragma: no cover
         raise AssertionError(expectation)
 

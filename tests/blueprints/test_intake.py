@@ -281,7 +281,7 @@ def test_a_real_photo_is_accepted_and_stored(app, customer):
     assert files[0].owner_id == intake.customer_id
     on_disk = Path(app.config["UPLOAD_DIR"]) / files[0].storage_key
     assert on_disk.read_bytes() == photo
-    assert len(upload_dir_files(app)) == 2
+    assert len(upload_dir_files(app)) == 4  # each photo and its server-made thumbnail
     # The stored name is unguessable, never the customer's file name.
     assert "dashboard" not in files[0].storage_key and len(files[0].storage_key) >= 24
 

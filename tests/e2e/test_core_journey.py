@@ -132,6 +132,12 @@ def test_taken_request_vanishes_from_other_dashboards(live_server, browser):
         second.evaluate(f"htmx.ajax('POST', '/mechanic/requests/{request_id}/accept', "
                         "{target: '#request-list', swap: 'afterbegin'})")
         expect(second.locator(".request.taken")).to_contain_text("Another mechanic already accepted this request.")
+        # Leave the shared demo mechanic free for the journeys that follow.
+        expect(customer).to_have_url(re.compile(r"/room/\d+$"), timeout=10000)
+        expect(first.locator("#timer")).to_be_visible(timeout=10000)
+        first.fill("textarea[name=notes]", "Test over.")
+        first.click("button:has-text('End session')")
+        expect(first).to_have_url(re.compile(r"/summary$"))
     finally:
         for ctx in contexts:
             ctx.close()

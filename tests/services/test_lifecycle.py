@@ -265,6 +265,8 @@ def test_live_session_ends_at_plan_duration(app, users, via):
 
     # Neither the no-show nor the orphan timeout touches a live session.
     clock.set(started + timedelta(minutes=45) - SECOND)
+    assert lifecycle.warn_time_left(session_id) == 1  # the "1 minute left" warning is due (tested elsewhere)
+    db.session.commit()
     assert not apply(via, lifecycle.end_at_time_limit, session_id)
     assert get_session(session_id).status == "live"
 

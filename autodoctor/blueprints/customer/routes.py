@@ -1,6 +1,7 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from autodoctor import htmx
 from autodoctor.blueprints.customer import bp
 from autodoctor.blueprints.customer.forms import IntakeForm, TestCardForm
 from autodoctor.blueprints.customer.presenters import session_status_message
@@ -8,7 +9,7 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession
 from autodoctor.realtime import sse_response
 from autodoctor.security import owned_by_customer
-from autodoctor.services import intakes, lifecycle, payments, plans
+from autodoctor.services import history, intakes, lifecycle, payments, plans
 from autodoctor.services.errors import NotFound, ServiceError
 from autodoctor.services.uploads import ACCEPT_ATTR
 
@@ -121,6 +122,10 @@ def checkout_success(payment_id):
 
 
 def _after_payment(payment):
+    if payment.purpose == "extension":
+        if payment.status == "open":
+            return render_template("customer/checkout/processing.html", payment=payment)
+        return render_template("customer/checkout/extension_done.html", payment=payment)
     if payment.session_id:
         return redirect(url_for("customer.session_show", session_id=payment.session_id), code=303)
     if payment.status == "refunded":
@@ -134,6 +139,14 @@ def _payment_or_404(payment_id):
         return payments.get_payment(payment_id, current_user.id)
     except NotFound:
         abort(404)
+
+
+@bp.get("/sessions")
+def session_index():
+    """Every session the customer booked, newest first; HTMX page links swap only the list."""
+    listing = history.list_sessions(current_user.id, "customer", request.args.get("page", 1, type=int))
+    return htmx.render("customer/sessions/index.html", "shared/_session_history.html", listing=listing,
+                       viewer="customer")
 
 
 @bp.get("/sessions/<int:session_id>")

@@ -1,4 +1,4 @@
-from flask import render_template, url_for
+from flask import render_template, request, url_for
 from flask_login import current_user
 
 from autodoctor import htmx
@@ -7,7 +7,7 @@ from autodoctor.blueprints.mechanic.presenters import active_session_message, op
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
 from autodoctor.realtime import sse_response
-from autodoctor.services import lifecycle
+from autodoctor.services import history, lifecycle
 from autodoctor.services.errors import ServiceError
 
 
@@ -19,6 +19,14 @@ def dashboard_index():
         ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("completed", "cancelled")))
         .order_by(ConsultSession.id.desc()).limit(20)).all()
     return render_template("mechanic/dashboard/index.html", requests=open_requests(), active=active, recent=recent)
+
+
+@bp.get("/sessions")
+def session_index():
+    """Every session the mechanic took, newest first; HTMX page links swap only the list."""
+    listing = history.list_sessions(current_user.id, "mechanic", request.args.get("page", 1, type=int))
+    return htmx.render("mechanic/sessions/index.html", "shared/_session_history.html", listing=listing,
+                       viewer="mechanic")
 
 
 @bp.get("/stream")

@@ -5,7 +5,8 @@ from autodoctor.extensions import login_manager
 from autodoctor.security import session_for_participant
 
 bp = Blueprint("room", __name__, url_prefix="/room")
-ADMIN_CAN_VIEW = {"room.summary_show", "room.file_show"}
+ADMIN_CAN_VIEW = {"room.summary_show", "room.file_show", "room.thumbnail_show",
+                  "room.report_show", "room.report_pdf"}
 
 
 @bp.before_request
@@ -19,4 +20,4 @@ def participants_only():
     session_for_participant(session_id, allow_admin=request.endpoint in ADMIN_CAN_VIEW)
 
 
-from autodoctor.blueprints.room import files, presenters, routes  # noqa: E402,F401
+from autodoctor.blueprints.room import extension, files, presenters, report, routes, video  # noqa: E402,F401

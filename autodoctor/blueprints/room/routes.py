@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -9,7 +10,7 @@ from autodoctor import htmx
 from autodoctor.blueprints.room import bp
 from autodoctor.blueprints.room.files import session_files
 from autodoctor.blueprints.room.forms import EndSessionForm, RatingForm
-from autodoctor.blueprints.room.presenters import chat_message, room_status
+from autodoctor.blueprints.room.presenters import chat_message, room_status, seen_mark, typing
 from autodoctor.extensions import db, sock
 from autodoctor.models import ConsultSession
 from autodoctor.realtime import Message
@@ -17,6 +18,7 @@ from autodoctor.services import chat, lifecycle, timeline
 from autodoctor.services.errors import ServiceError
 
 FORWARD_CHECK_SECONDS = 20
+TYPING_MIN_INTERVAL = 1.5  # seconds between "is typing" pushes from one socket
 
 
 def _session(session_id):
@@ -32,31 +34,45 @@ def room_show(session_id):
         return redirect(url_for("customer.session_show", session_id=session_id))
     messages = chat.messages_after(session_id)
     return render_template("room/show.html", session=session, messages=messages, end_form=EndSessionForm(),
-                           present=lifecycle.present_user_ids(session_id))
+                           present=lifecycle.present_user_ids(session_id), seen=chat.seen_marks(session_id))
 
 
 @sock.route("/<int:session_id>/ws", bp=bp)
 def room_socket(ws, session_id):
-    """Chat for one participant. Lines are committed, then broadcast; on (re)connect the
-    lines after ?after=<id> are replayed (with an overlap the page de-duplicates)."""
+    """The room for one participant. Chat lines are committed, then broadcast; on (re)connect
+    the lines after ?after=<id> are replayed (with an overlap the page de-duplicates), with
+    the current status and "seen" marks. Typing goes straight to the other person."""
     user_id = current_user.id
+    name = current_user.first_name
     after = request.args.get("after", 0, type=int)
-    subscription = current_app.extensions["broker"].subscribe([f"room:{session_id}"])
+    broker = current_app.extensions["broker"]
+    subscription = broker.subscribe([f"room:{session_id}"])
+    last_typing = 0.0
     try:
         lifecycle.join_room(session_id, user_id)
         db.session.commit()
         lifecycle.maybe_go_live(session_id)
         db.session.commit()
-        replay = [chat_message(m) for m in chat.messages_after(session_id, after)] + [room_status(session_id)]
+        replay = [chat_message(m) for m in chat.messages_after(session_id, after)] + [room_status(session_id)] + [
+            seen_mark(session_id, reader, seen) for reader, seen in chat.seen_marks(session_id).items()]
         db.session.remove()
-        forwarder = threading.Thread(target=_forward, args=(ws, subscription, replay), daemon=True)
+        forwarder = threading.Thread(target=_forward, args=(ws, subscription, replay, user_id), daemon=True)
         forwarder.start()
         while True:
             data = _parse(ws.receive())
             if data is None:
                 continue
+            kind = data.get("type", "chat")
+            if kind == "typing":
+                if time.monotonic() - last_typing >= TYPING_MIN_INTERVAL:
+                    last_typing = time.monotonic()
+                    broker.publish(typing(session_id, user_id, name))
+                continue
             try:
-                chat.post_message(session_id, user_id, data.get("body"), data.get("client_token"))
+                if kind == "seen":
+                    chat.mark_seen(session_id, user_id, data.get("message_id"))
+                else:
+                    chat.post_message(session_id, user_id, data.get("body"), data.get("client_token"))
                 db.session.commit()
             except ServiceError as exc:
                 db.session.rollback()
@@ -82,7 +98,7 @@ def _parse(raw):
     return data if isinstance(data, dict) else None
 
 
-def _forward(ws, subscription, replay):
+def _forward(ws, subscription, replay, user_id):
     """The only writer to this socket: replay first, then live messages, each chat line once.
     It waits long between checks of the socket (the handler wakes it when the socket ends):
     waking every forwarder every second cost ~0.15 ms of CPU each time, in bursts per worker."""
@@ -91,7 +107,7 @@ def _forward(ws, subscription, replay):
     try:
         while ws.connected:
             message = pending.pop(0) if pending else subscription.get(timeout=FORWARD_CHECK_SECONDS)
-            if message is None:
+            if message is None or message.skip_user == user_id:
                 continue
             if message.id and message.id.startswith("msg-"):
                 if message.id in sent:

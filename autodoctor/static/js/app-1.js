@@ -53,7 +53,6 @@
       u.searchParams.set("after", lastMessageId());
       return create ? create(u.toString()) : new WebSocket(u.toString());
     };
-    markMine(); scrollChat(); startTimer();
   }
   document.addEventListener("htmx:wsBeforeMessage", function (e) {
     var m = /data-msg-id="(\d+)"/.exec(e.detail.message);
@@ -72,20 +71,26 @@
     var el = document.getElementById("connection-state");
     if (el) { el.textContent = text; el.classList.toggle("offline", !ok); }
   }
-  document.addEventListener("htmx:wsOpen", function () { connection("Connected", true); });
+  var socket = null;  /* htmx-ext-ws's wrapper: queues while reconnecting */
+  document.addEventListener("htmx:wsOpen", function (e) {
+    socket = e.detail.socketWrapper; connection("Connected", true); sendSeen(true);
+  });
   document.addEventListener("htmx:wsClose", function () { connection("Reconnecting…", false); });
   document.addEventListener("htmx:oobAfterSwap", function (e) {
-    if (e.detail.target.id === "chat-log") {
+    var id = e.detail.target.id;
+    if (id === "chat-log") {
       var empty = document.getElementById("chat-empty");
       if (empty) empty.remove();
-      markMine(); scrollChat();
+      markMine(); scrollChat(); clearTyping(); sendSeen(); showSeen();
     }
-    if (e.detail.target.id === "room-status") startTimer();
+    if (id === "room-status") { startTimer(); toggleExtension(); }
+    if (id === "typing") showTyping();
+    if (id.indexOf("seen-") === 0) showSeen();
   });
+  function me() { return document.body.getAttribute("data-user-id"); }
   function markMine() {
-    var me = document.body.getAttribute("data-user-id");
     document.querySelectorAll("#chat-log .msg").forEach(function (el) {
-      el.classList.toggle("mine", el.getAttribute("data-sender") === me);
+      el.classList.toggle("mine", el.getAttribute("data-sender") === me());
     });
   }
   function scrollChat() {
@@ -93,20 +98,211 @@
     if (log) log.scrollTop = log.scrollHeight;
   }
 
-  /* Countdown to the server's end time (the server ends the session itself at zero). */
+  /* Typing: tell the other person at most every 1.5 s; their line clears after 4 s. */
+  var lastTypingSent = 0, typingTimer = null;
+  document.addEventListener("input", function (e) {
+    if (e.target.id !== "chat-body" || !socket || !e.target.value) return;
+    if (Date.now() - lastTypingSent < 1500) return;
+    lastTypingSent = Date.now();
+    socket.send(JSON.stringify({type: "typing"}));
+  });
+  function showTyping() {
+    var el = document.getElementById("typing");
+    if (!el) return;
+    if (el.getAttribute("data-typing-user") === me()) { el.textContent = ""; return; }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(clearTyping, 4000);
+  }
+  function clearTyping() {
+    var el = document.getElementById("typing");
+    if (el) { el.textContent = ""; el.removeAttribute("data-typing-user"); }
+  }
+
+  /* "Seen": report the other person's newest line once this tab is visible; show, under my
+     own newest line they have read, that they saw it. */
+  var lastSeenSent = 0;
+  function sendSeen(force) {
+    if (!socket || document.visibilityState !== "visible") return;
+    var theirs = document.querySelectorAll("#chat-log .msg:not(.mine)");
+    if (!theirs.length) return;
+    var id = parseInt(theirs[theirs.length - 1].getAttribute("data-msg-id"), 10);
+    if (id > lastSeenSent || force) {
+      lastSeenSent = id;
+      socket.send(JSON.stringify({type: "seen", message_id: id}));
+    }
+  }
+  document.addEventListener("visibilitychange", function () { sendSeen(); });
+  function showSeen() {
+    var upTo = 0;
+    document.querySelectorAll(".seen-state").forEach(function (el) {
+      if (el.getAttribute("data-reader") !== me()) upTo = Math.max(upTo, parseInt(el.getAttribute("data-seen-msg"), 10));
+    });
+    var target = null;
+    document.querySelectorAll("#chat-log .msg.mine").forEach(function (el) {
+      el.classList.remove("seen");
+      if (parseInt(el.getAttribute("data-msg-id"), 10) <= upTo) target = el;
+    });
+    if (target) target.classList.add("seen");
+  }
+
+  /* Countdown from the server's "seconds left" (not the device clock, which may be wrong);
+     the server ends the session itself at zero and pushes the summary redirect. */
   var timerHandle = null;
   function startTimer() {
     if (timerHandle) clearInterval(timerHandle);
     var el = document.getElementById("timer");
     if (!el) return;
-    var endsAt = Date.parse(el.getAttribute("data-ends-at"));
+    var endsAt = Date.now() + parseInt(el.getAttribute("data-remaining"), 10) * 1000;
     function tick() {
       var left = Math.max(0, Math.round((endsAt - Date.now()) / 1000));
-      el.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      el.textContent = left ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") : "Time is up";
       el.classList.toggle("warning", left <= 300);
       el.classList.toggle("critical", left <= 60);
     }
     tick();
     timerHandle = setInterval(tick, 1000);
   }
+  function toggleExtension() {
+    var form = document.getElementById("extension"), status = document.getElementById("room-status");
+    if (form && status) form.hidden = !status.classList.contains("live");
+  }
+
+  /* The mechanic's unsent notes survive the move to the summary when time runs out. */
+  document.addEventListener("input", function (e) {
+    var room = document.getElementById("room");
+    if (e.target.name === "notes" && room) sessionStorage.setItem("notes:" + location.pathname.split("/")[2], e.target.value);
+  });
+  if (document.getElementById("room")) { markMine(); scrollChat(); startTimer(); showSeen(); }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var notes = document.querySelector("#notes textarea[name=notes]");
+    var saved = notes && sessionStorage.getItem("notes:" + location.pathname.split("/")[2]);
+    if (saved && !notes.value) notes.value = saved;
+  });
+})();
+
+/* Diagnostic report form: add and remove trouble-code and repair rows in place, without a
+   round trip (the mechanic may be on a flaky shop network). New rows come from a <template>
+   and are handed to htmx so their live code lookup works. */
+(function () {
+  "use strict";
+  if (window.autodoctorReportRows) return;
+  window.autodoctorReportRows = true;
+  function addButton(list) { return document.querySelector('[data-add-row="' + list.id + '"]'); }
+  function sync(list) {
+    var add = addButton(list);
+    if (add) add.hidden = list.children.length >= Number(list.getAttribute("data-max"));
+  }
+  document.addEventListener("click", function (e) {
+    var add = e.target.closest("[data-add-row]");
+    if (add) {
+      var list = document.getElementById(add.getAttribute("data-add-row"));
+      var tpl = document.getElementById(add.getAttribute("data-template"));
+      if (!list || !tpl || list.children.length >= Number(list.getAttribute("data-max"))) return;
+      var row = tpl.content.firstElementChild.cloneNode(true);
+      list.appendChild(row);
+      if (window.htmx) htmx.process(row);
+      row.querySelector("input").focus();
+      sync(list);
+      return;
+    }
+    var remove = e.target.closest("[data-remove-row]");
+    if (remove) {
+      var item = remove.closest(".report-row"), rows = item && item.parentElement;
+      if (!item) return;
+      item.remove();
+      sync(rows);
+      var next = addButton(rows);
+      if (next) next.focus();
+    }
+  });
+})();
+
+/* Room files (room/_upload_form.html): pick a file (or take a photo), an instant size/type
+   pre-check in the browser (the server still decides), then the upload with a progress bar
+   and a way to cancel. The shared file arrives in the chat over the room socket. */
+(function () {
+  "use strict";
+  var MB = 1048576;
+  var LABELS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP", "video/mp4": "MP4",
+                "video/quicktime": "MOV", "application/pdf": "PDF"};
+  var ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"};
+  function form() { return document.getElementById("upload-form"); }
+  function part(f, sel) { return f.querySelector(sel); }
+  function size(n) { return n >= MB ? (n / MB).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB"; }
+  function say(f, sel, cls, text) {
+    var el = part(f, sel);
+    el.textContent = "";
+    if (text) { var p = document.createElement("p"); p.className = cls; p.textContent = text; el.appendChild(p); }
+  }
+  function problem(f, file) {
+    var limits = JSON.parse(f.getAttribute("data-limits") || "{}");
+    var type = ALIASES[file.type] || file.type, name = "“" + file.name + "”";
+    var max = Math.max.apply(null, Object.keys(limits).map(function (k) { return limits[k]; }));
+    if (!file.size) return name + " is empty.";
+    if (type && !(type in limits)) return name + " can’t be shared here. " + f.getAttribute("data-accepted");
+    if (type && file.size > limits[type])
+      return name + " is " + size(file.size) + "; " + LABELS[type] + " files are limited to " + limits[type] / MB + " MB.";
+    if (file.size > max) return name + " is " + size(file.size) + "; files are limited to " + max / MB + " MB.";
+    return null;
+  }
+  function choose(f, file) {
+    part(f, ".upload-chosen").hidden = !file;
+    part(f, ".upload-pick").hidden = !!file;
+    part(f, ".upload-name").textContent = file ? file.name + " · " + size(file.size) : "";
+  }
+  function progress(f, show) {
+    var box = part(f, ".upload-progress");
+    box.hidden = !show;
+    part(box, "progress").value = 0;
+    part(box, ".upload-percent").textContent = "Uploading… 0%";
+  }
+  document.addEventListener("change", function (e) {
+    var f = form(), input = e.target;
+    if (!f || input.type !== "file" || !f.contains(input)) return;
+    f.querySelectorAll("input[type=file]").forEach(function (other) { if (other !== input) other.value = ""; });
+    say(f, ".upload-status", "ok", "");
+    var file = input.files && input.files[0], why = file && problem(f, file);
+    if (why) input.value = "";
+    say(f, ".upload-error", "error", why);
+    choose(f, why ? null : file);
+  });
+  document.addEventListener("click", function (e) {
+    var f = form();
+    if (!f || !f.contains(e.target)) return;
+    if (e.target.closest("[data-upload-clear]")) {
+      f.querySelectorAll("input[type=file]").forEach(function (input) { input.value = ""; });
+      say(f, ".upload-error", "error", "");
+      choose(f, null);
+    } else if (e.target.closest("[data-upload-cancel]")) {
+      htmx.trigger(f, "htmx:abort");
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var f = form();
+    if (e.target !== f) return;
+    var chosen = Array.prototype.some.call(f.querySelectorAll("input[type=file]"), function (i) { return i.files.length; });
+    if (!chosen) { e.preventDefault(); say(f, ".upload-error", "error", "Choose a photo or file to share first."); return; }
+    say(f, ".upload-error", "error", "");
+    progress(f, true);
+  });
+  document.addEventListener("htmx:xhr:progress", function (e) {
+    var f = form();
+    if (e.target !== f || !e.detail.lengthComputable || !e.detail.total) return;
+    var bar = part(f, ".upload-progress progress");
+    var pct = Math.max(bar.value, Math.floor(100 * e.detail.loaded / e.detail.total));
+    bar.value = pct;
+    part(f, ".upload-percent").textContent = pct < 100 ? "Uploading… " + pct + "%" : "Checking the file…";
+  });
+  function failed(text) {
+    return function (e) {
+      var f = form();
+      if (e.target !== f) return;
+      progress(f, false);
+      say(f, ".upload-error", "error", text);
+    };
+  }
+  document.addEventListener("htmx:sendError", failed("The upload stopped before it finished. Check your connection and try again."));
+  document.addEventListener("htmx:xhr:abort", failed("Upload cancelled."));
+  document.addEventListener("htmx:responseError", failed("Something went wrong on our side; nothing was shared. Please try again."));
 })();
