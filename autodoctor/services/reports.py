@@ -18,6 +18,9 @@ from autodoctor.offload import off_hub
 from autodoctor.services import timeline
 from autodoctor.services.errors import Conflict, Forbidden, NotFound, ValidationError
 
+# WeasyPrint logs 7 INFO lines per PDF (and some on import) otherwise.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+
 MAX_FINDINGS = 5000
 MAX_CODES = 20
 MAX_REPAIRS = 10
@@ -291,6 +294,5 @@ def render_pdf(report):
     # through gevent's subprocess, which only works on the main loop (once per process).
     from weasyprint import HTML
 
-    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # 7 INFO lines per PDF otherwise
     html = render_template("room/report_pdf.html", view=view(report))
     return off_hub("pdf", _write_pdf, HTML, html)

@@ -6,40 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.helpers import DEMO_PASSWORD, fill_intake, log_in, signup
+
 pytestmark = pytest.mark.e2e
-DEMO_PASSWORD = "autodoctor-demo"
-
-
-def login(page, base, email):
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-
-
-def signup(page, base, email, name="Sam Driver"):
-    """A new customer for each journey, so journeys never share an active session."""
-    page.goto(base + "/signup")
-    page.fill("input[name=full_name]", name)
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "a-long-enough-password")
-    page.fill("input[name=confirm]", "a-long-enough-password")
-    page.click("button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/customer/intake$"))
-
-
-def fill_intake(page, base, plan="chat10"):
-    page.goto(f"{base}/customer/intake?plan={plan}")
-    page.fill("input[name=year]", "2011")
-    page.fill("input[name=make]", "Honda")
-    page.fill("input[name=model]", "Civic")
-    page.fill("input[name=vin]", "1HGCM82633A004352")
-    expect(page.locator("#vin-result")).to_contain_text("Honda")
-    page.fill("textarea[name=concern]", "Grinding noise from the front left wheel when braking.")
-    page.fill("input[name=city]", "Toronto")
-    page.select_option("select[name=country]", "CA")
-    page.check("input[name=accept_waiver]")
-    page.click("button:has-text('Continue to payment')")
 
 
 def test_customer_and_mechanic_complete_a_session(live_server, browser):
@@ -47,7 +16,7 @@ def test_customer_and_mechanic_complete_a_session(live_server, browser):
     mechanic_ctx, customer_ctx = browser.new_context(), browser.new_context()
     mechanic, customer = mechanic_ctx.new_page(), customer_ctx.new_page()
     try:
-        login(mechanic, base, "mia@autodoctor.example")
+        log_in(mechanic, base, "mia@autodoctor.example", DEMO_PASSWORD)
         expect(mechanic.locator("#live-indicator")).to_be_visible()
         expect(mechanic.locator("#no-requests")).to_be_visible()
 
@@ -111,8 +80,8 @@ def test_taken_request_vanishes_from_other_dashboards(live_server, browser):
     contexts = [browser.new_context(viewport={"width": 800, "height": 1000}) for _ in range(3)]
     first, second, customer = (ctx.new_page() for ctx in contexts)
     try:
-        login(first, base, "raj@autodoctor.example")
-        login(second, base, "lena@autodoctor.example")
+        log_in(first, base, "raj@autodoctor.example", DEMO_PASSWORD)
+        log_in(second, base, "lena@autodoctor.example", DEMO_PASSWORD)
         for page in (first, second):
             expect(page.locator("#live-indicator")).to_be_visible()
         signup(customer, base, "third@example.com", "Tia Third")

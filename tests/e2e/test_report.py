@@ -15,59 +15,16 @@ import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-import config
-from autodoctor import create_app
-from autodoctor.extensions import db
-from autodoctor.services import lifecycle
-from tests.factories import PASSWORD, PaidSessionFactory, UserFactory
+from tests.e2e.helpers import open_room
 
 pytestmark = pytest.mark.e2e
 PHONE = {"width": 360, "height": 740}
 FINDINGS = "Cylinder 1 misfires under load; the ignition coil boot is cracked and arcing."
 
 
-@pytest.fixture(scope="module")
-def live_app(live_server):
-    """An app on the live server's Postgres and Redis, so its jobs and events reach it."""
-    class LiveDb(config.Config):
-        SQLALCHEMY_DATABASE_URI = live_server.database_url
-        SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        REDIS_URL = live_server.env["REDIS_URL"]
-        PUBLIC_URL = live_server.url
-        SWEEP_INTERVAL_SECONDS = 0
-
-    app = create_app(LiveDb)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
 @pytest.fixture
-def diagnostic_session(live_app):
-    with live_app.test_request_context():
-        customer = UserFactory("customer", "rita-report@example.com", "Rita Driver")
-        mechanic = UserFactory("mechanic", "mo-report@example.com", "Mo Wrench")
-        db.session.commit()
-        session = PaidSessionFactory(customer, "diagnostic")
-        db.session.commit()
-        lifecycle.accept_request(session.current_request.id, mechanic.id)
-        db.session.commit()
-        result = {"id": session.id, "customer": customer.email, "mechanic": mechanic.email}
-        db.session.remove()
-    return result
-
-
-def open_room(browser, base, user_email, session_id, viewport):
-    context = browser.new_context(viewport=viewport, accept_downloads=True)
-    page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", user_email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/(customer|mechanic)/"))
-    page.goto(f"{base}/room/{session_id}")
-    expect(page.locator("#connection-state")).to_have_text("Connected")
-    return context, page
+def diagnostic_session(accepted_session):
+    return accepted_session("diagnostic", customer_name="Rita Driver", mechanic_name="Mo Wrench")
 
 
 def pdf_text(data):
@@ -79,11 +36,12 @@ def fits_the_screen(page):
 
 
 def test_mechanic_writes_the_report_on_a_phone_and_the_customer_gets_it(live_server, browser, diagnostic_session):
-    base, session_id = live_server.url, diagnostic_session["id"]
-    mechanic_ctx, mechanic = open_room(browser, base, diagnostic_session["mechanic"], session_id, PHONE)
-    customer_ctx, customer = open_room(browser, base, diagnostic_session["customer"], session_id,
-                                       {"width": 1024, "height": 800})
+    base, session_id = live_server.url, diagnostic_session.id
+    mechanic_ctx = browser.new_context(viewport=PHONE, accept_downloads=True)
+    customer_ctx = browser.new_context(viewport={"width": 1024, "height": 800}, accept_downloads=True)
     try:
+        mechanic = open_room(mechanic_ctx, base, diagnostic_session.mechanic, session_id)
+        customer = open_room(customer_ctx, base, diagnostic_session.customer, session_id)
         expect(mechanic.locator("#timer")).to_be_visible(timeout=10000)  # both here: live
         form = mechanic.locator("#report-form")
         form.scroll_into_view_if_needed()
@@ -148,7 +106,7 @@ def test_mechanic_writes_the_report_on_a_phone_and_the_customer_gets_it(live_ser
         assert download.value.suggested_filename == f"autodoctor-report-{session_id}.pdf"
         assert data.startswith(b"%PDF-") and FINDINGS in pdf_text(data)
 
-        message = live_server.wait_for_mail(diagnostic_session["customer"], "diagnostic report", timeout=30)
+        message = live_server.wait_for_mail(diagnostic_session.customer, "diagnostic report", timeout=30)
         parsed = email.message_from_bytes(message.as_bytes())
         [attachment] = [p for p in parsed.walk() if p.get_content_disposition() == "attachment"]
         assert attachment.get_content_type() == "application/pdf"

@@ -8,17 +8,12 @@ The session is set up with the factories directly in the live server's database 
 customer and mechanic, so no other test's demo mechanic has to be free)."""
 import io
 import re
-import uuid
 
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-import config
-from autodoctor import create_app
-from autodoctor.extensions import db
-from autodoctor.services import lifecycle
-from tests.factories import PASSWORD, PaidSessionFactory, UserFactory
+from tests.e2e.helpers import log_in, open_room
 
 pytestmark = pytest.mark.e2e
 PHONE = {"width": 360, "height": 740}
@@ -39,50 +34,20 @@ def pdf_bytes(size):
 
 
 @pytest.fixture
-def live_room(live_server, tmp_path):
+def live_room(accepted_session):
     """A chat10 session in the live database: a customer's paid request, accepted by a mechanic
-    (waiting until both are in the room), plus an unrelated logged-in customer."""
-
-    class Cfg(config.TestConfig):
-        SQLALCHEMY_DATABASE_URI = live_server.database_url
-        SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        UPLOAD_DIR = str(tmp_path)
-
-    app = create_app(Cfg)
-    tag = uuid.uuid4().hex[:8]
-    with app.test_request_context():
-        customer = UserFactory("customer", f"cora-{tag}@example.com", "Cora Files")
-        mechanic = UserFactory("mechanic", f"max-{tag}@example.com", "Max Wrench")
-        outsider = UserFactory("customer", f"otto-{tag}@example.com", "Otto Outside")
-        db.session.commit()
-        session = PaidSessionFactory(customer, "chat10")
-        db.session.commit()
-        lifecycle.accept_request(session.current_request.id, mechanic.id)
-        db.session.commit()
-        room = {"id": session.id, "customer": customer.email, "mechanic": mechanic.email, "outsider": outsider.email}
-        db.session.remove()
-        db.engine.dispose()
-    return room
-
-
-def log_in(context, base, email):
-    page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
-    return page
+    (waiting until both are in the room), plus an unrelated customer."""
+    return accepted_session("chat10", customer_name="Cora Files", mechanic_name="Max Wrench", outsiders=1)
 
 
 def test_customer_shares_a_photo_and_the_mechanic_opens_it(live_server, browser, live_room):
-    base, room_url = live_server.url, f"{live_server.url}/room/{live_room['id']}"
+    base, room_url = live_server.url, f"{live_server.url}/room/{live_room.id}"
     customer_ctx = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
     mechanic_ctx, outsider_ctx = browser.new_context(), browser.new_context()
     try:
-        customer = log_in(customer_ctx, base, live_room["customer"])
-        mechanic = log_in(mechanic_ctx, base, live_room["mechanic"])
-        outsider = log_in(outsider_ctx, base, live_room["outsider"])
+        customer = log_in(customer_ctx.new_page(), base, live_room.customer)
+        mechanic = log_in(mechanic_ctx.new_page(), base, live_room.mechanic)
+        outsider = log_in(outsider_ctx.new_page(), base, live_room.outsiders[0])
         for page in (customer, mechanic):
             page.goto(room_url)
             expect(page.locator("#connection-state")).to_have_text("Connected")
@@ -145,11 +110,11 @@ def test_customer_shares_a_photo_and_the_mechanic_opens_it(live_server, browser,
 
 
 def test_a_bigger_upload_shows_its_progress(live_server, browser, live_room):
-    base, room_url = live_server.url, f"{live_server.url}/room/{live_room['id']}"
+    base, room_url = live_server.url, f"{live_server.url}/room/{live_room.id}"
     customer_ctx, mechanic_ctx = browser.new_context(viewport=PHONE), browser.new_context()
     try:
-        customer = log_in(customer_ctx, base, live_room["customer"])
-        mechanic = log_in(mechanic_ctx, base, live_room["mechanic"])
+        customer = log_in(customer_ctx.new_page(), base, live_room.customer)
+        mechanic = log_in(mechanic_ctx.new_page(), base, live_room.mechanic)
         for page in (customer, mechanic):
             page.goto(room_url)
             expect(page.locator("#connection-state")).to_have_text("Connected")
@@ -184,9 +149,7 @@ def test_a_body_over_the_server_limit_still_answers_in_the_form(live_server, bro
     before it is parsed (413); the form still shows the clear message, not an error page."""
     ctx = browser.new_context()
     try:
-        customer = log_in(ctx, live_server.url, live_room["customer"])
-        customer.goto(f"{live_server.url}/room/{live_room['id']}")
-        expect(customer.locator("#connection-state")).to_have_text("Connected")
+        customer = open_room(ctx, live_server.url, live_room.customer, live_room.id)
         big = tmp_path / "long.mp4"
         with open(big, "wb") as f:
             f.write(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom")

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_core_journey import fill_intake, login, signup
+from tests.e2e.helpers import DEMO_PASSWORD, fill_intake, log_in, signup
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_typing_seen_warnings_extension_and_end_at_zero(live_server, browser):
     mechanic_ctx, customer_ctx = browser.new_context(), browser.new_context()
     mechanic, customer = mechanic_ctx.new_page(), customer_ctx.new_page()
     try:
-        login(mechanic, base, "raj@autodoctor.example")
+        log_in(mechanic, base, "raj@autodoctor.example", DEMO_PASSWORD)
         signup(customer, base, "tess@example.com", name="Tess Owner")
         fill_intake(customer, base, plan="chat10")
         customer.fill("input[name=card_number]", "4242 4242 4242 4242")

@@ -8,16 +8,10 @@ server (which has LiveKit settings but no LiveKit server: tokens are issued, joi
   still works.
 The session (video15, accepted by a mechanic) is made with the factories on the live
 server's database, through the same services the pages use."""
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-import config
-from autodoctor import create_app
-from autodoctor.extensions import db
-from autodoctor.services import lifecycle
-from tests.factories import PASSWORD, PaidSessionFactory, UserFactory
+from tests.e2e.helpers import open_room
 
 pytestmark = pytest.mark.e2e
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -25,37 +19,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PHONE = {"width": 360, "height": 740}
 
 
-@pytest.fixture(scope="module")
-def live_app(live_server):
-    """An app on the live server's Postgres and Redis, so events and jobs reach it."""
-    class LiveDb(config.Config):
-        SQLALCHEMY_DATABASE_URI = live_server.database_url
-        SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        REDIS_URL = live_server.env["REDIS_URL"]
-        PUBLIC_URL = live_server.url
-        SWEEP_INTERVAL_SECONDS = 0
-
-    app = create_app(LiveDb)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
 @pytest.fixture
-def video_session(live_app, request):
-    """A paid video15 session accepted by its own mechanic: {"id", "customer", "mechanic"} emails."""
-    tag = re.sub(r"\W+", "-", request.node.name)[-40:]
-    with live_app.test_request_context():
-        customer = UserFactory("customer", f"video-c-{tag}@example.com", "Vic Viewer")
-        mechanic = UserFactory("mechanic", f"video-m-{tag}@example.com", "Max Mechanic")
-        db.session.commit()
-        session = PaidSessionFactory(customer, "video15")
-        db.session.commit()
-        lifecycle.accept_request(session.current_request.id, mechanic.id)
-        db.session.commit()
-        result = {"id": session.id, "customer": customer.email, "mechanic": mechanic.email}
-        db.session.remove()
-    return result
+def video_session(accepted_session):
+    """A paid video15 session accepted by its own mechanic."""
+    return accepted_session("video15", customer_name="Vic Viewer", mechanic_name="Max Mechanic")
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +37,6 @@ def media_browsers(browser):
     refusing.close()
 
 
-def open_room(browser, base, email, session_id, viewport=None):
-    context = browser.new_context(viewport=viewport or {"width": 1024, "height": 800})
-    page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/(customer|mechanic)/"))
-    page.goto(f"{base}/room/{session_id}")
-    expect(page.locator("#connection-state")).to_have_text("Connected")
-    return context, page
-
-
 def send_chat(page, text):
     page.fill("#chat-body", text)
     page.press("#chat-body", "Enter")
@@ -92,8 +46,9 @@ def send_chat(page, text):
 def test_customer_previews_camera_picks_devices_and_is_told_when_video_cannot_connect(
         live_server, media_browsers, video_session):
     allowing, _ = media_browsers
-    context, page = open_room(allowing, live_server.url, video_session["customer"], video_session["id"], PHONE)
+    context = allowing.new_context(viewport=PHONE)
     try:
+        page = open_room(context, live_server.url, video_session.customer, video_session.id)
         expect(page.locator("#video-prejoin")).to_be_visible()
         expect(page.locator("#video-join")).to_have_text("Join video call")
         page.wait_for_function("document.getElementById('video-preview').videoWidth > 0", timeout=10000)
@@ -132,8 +87,9 @@ def test_customer_previews_camera_picks_devices_and_is_told_when_video_cannot_co
 
 def test_a_refused_camera_says_how_to_fix_it_and_chat_still_works(live_server, media_browsers, video_session):
     _, refusing = media_browsers
-    context, page = open_room(refusing, live_server.url, video_session["mechanic"], video_session["id"])
+    context = refusing.new_context(viewport={"width": 1024, "height": 800})
     try:
+        page = open_room(context, live_server.url, video_session.mechanic, video_session.id)
         message = page.locator("#video-message")
         expect(message).to_contain_text("blocking the camera and microphone", timeout=10000)
         expect(message).to_contain_text("allow Camera and Microphone")

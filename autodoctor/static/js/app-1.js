@@ -5,8 +5,10 @@
 
   /* A pushed fragment that carries data-redirect moves the page (session accepted, ended). */
   document.addEventListener("htmx:oobAfterSwap", function () {
-    var el = document.querySelector("[data-redirect]");
-    if (el) window.location.assign(el.getAttribute("data-redirect"));
+    setTimeout(function () {  /* once the swap is done (see the room's handler below) */
+      var el = document.querySelector("[data-redirect]");
+      if (el) window.location.assign(el.getAttribute("data-redirect"));
+    }, 0);
   });
 
   /* Mechanic dashboard: chime when a request id appears that was not there before. */
@@ -26,9 +28,11 @@
   }
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     if (e.detail.target.id !== "request-list") return;
-    var ids = requestIds();
-    if (knownIds && ids.some(function (id) { return knownIds.indexOf(id) === -1; })) chime();
-    knownIds = ids;
+    setTimeout(function () {  /* once the swap is done */
+      var ids = requestIds();
+      if (knownIds && ids.some(function (id) { return knownIds.indexOf(id) === -1; })) chime();
+      knownIds = ids;
+    }, 0);
   });
   document.addEventListener("DOMContentLoaded", function () {
     if (document.getElementById("request-list")) knownIds = requestIds();
@@ -76,16 +80,20 @@
     socket = e.detail.socketWrapper; connection("Connected", true); sendSeen(true);
   });
   document.addEventListener("htmx:wsClose", function () { connection("Reconnecting…", false); });
+  /* An out-of-band swap that replaces an element fires this while the old element is still
+     the one found by id: act once the swap is done. */
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var id = e.detail.target.id;
-    if (id === "chat-log") {
-      var empty = document.getElementById("chat-empty");
-      if (empty) empty.remove();
-      markMine(); scrollChat(); clearTyping(); sendSeen(); showSeen();
-    }
-    if (id === "room-status") { startTimer(); toggleExtension(); }
-    if (id === "typing") showTyping();
-    if (id.indexOf("seen-") === 0) showSeen();
+    setTimeout(function () {
+      if (id === "chat-log") {
+        var empty = document.getElementById("chat-empty");
+        if (empty) empty.remove();
+        markMine(); scrollChat(); clearTyping(); sendSeen(); showSeen();
+      }
+      if (id === "room-status") { startTimer(); toggleExtension(); }
+      if (id === "typing") showTyping();
+      if (id.indexOf("seen-") === 0) showSeen();
+    }, 0);
   });
   function me() { return document.body.getAttribute("data-user-id"); }
   function markMine() {
