@@ -46,6 +46,24 @@ def PaidSessionFactory(customer, plan_code="chat10"):
     return payments.fulfil_payment(payment.id, f"pi_test_{payment.id}")
 
 
+def AcceptedSessionFactory(customer, mechanic, plan_code="chat10", live=False):
+    """A paid session `mechanic` accepted (waiting), committed; with live=True both joined the
+    room and its clock runs."""
+    from autodoctor.services import lifecycle
+
+    session = PaidSessionFactory(customer, plan_code)
+    db.session.commit()
+    lifecycle.accept_request(session.current_request.id, mechanic.id)
+    db.session.commit()
+    if live:
+        for user in (customer, mechanic):
+            lifecycle.join_room(session.id, user.id)
+            db.session.commit()
+        assert lifecycle.maybe_go_live(session.id)
+        db.session.commit()
+    return db.session.get(type(session), session.id)
+
+
 def checkout_completed_event(payment, **object_overrides):
     event = stripe_gateway.build_checkout_completed_event(payment)
     event["data"]["object"].update(object_overrides)
@@ -57,5 +75,6 @@ def signed(event, secret="whsec_test_secret"):
     return payload, {"Stripe-Signature": stripe_gateway.sign(payload, secret), "Content-Type": "application/json"}
 
 
-__all__ = ["UserFactory", "IntakeFactory", "PaymentFactory", "PaidSessionFactory", "MechanicProfile",
+__all__ = ["UserFactory", "IntakeFactory", "PaymentFactory", "PaidSessionFactory", "AcceptedSessionFactory",
+           "MechanicProfile",
            "checkout_completed_event", "signed", "PASSWORD"]

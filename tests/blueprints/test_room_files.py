@@ -15,7 +15,7 @@ from PIL import Image
 from autodoctor.extensions import db
 from autodoctor.models import ChatMessage, StoredFile
 from autodoctor.services import lifecycle, uploads
-from tests.factories import PaidSessionFactory
+from tests.factories import AcceptedSessionFactory
 
 MB = 1024 * 1024
 HX = {"HX-Request": "true"}
@@ -35,12 +35,8 @@ def jpeg(size=(800, 600), color=(30, 120, 200)):
 def room(app, users):
     """A session of `plan` that customer A bought and mechanic A accepted (status waiting)."""
 
-    def _room(plan="chat10", customer="customer_a", mechanic="mechanic_a"):
-        session = PaidSessionFactory(users[customer], plan)
-        db.session.commit()
-        lifecycle.accept_request(session.current_request.id, users[mechanic].id)
-        db.session.commit()
-        return session
+    def _room(plan="chat10", customer="customer_a", mechanic="mechanic_a", live=False):
+        return AcceptedSessionFactory(users[customer], users[mechanic], plan, live=live)
 
     return _room
 
@@ -292,12 +288,7 @@ def test_quick_advice_allows_one_photo_in_the_room(app, room, people):
 
 
 def test_no_files_once_the_session_is_over(app, room, people, users):
-    session = room()
-    for user in ("customer_a", "mechanic_a"):
-        lifecycle.join_room(session.id, users[user].id)
-    db.session.commit()
-    assert lifecycle.maybe_go_live(session.id)
-    db.session.commit()
+    session = room(live=True)
     lifecycle.end_session(session.id, users["mechanic_a"].id, "Replace the pads.")
     db.session.commit()
     response = share(people["customer_a"], session.id, "late.jpg", jpeg())

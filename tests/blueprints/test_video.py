@@ -14,7 +14,7 @@ from livekit.api import AccessToken, TokenVerifier
 from autodoctor.extensions import db
 from autodoctor.models import SessionEvent
 from autodoctor.services import lifecycle
-from tests.factories import PaidSessionFactory, UserFactory
+from tests.factories import AcceptedSessionFactory, PaidSessionFactory, UserFactory
 
 KEY = "APIvideotestkey"
 SECRET = "video-test-secret-that-is-long-enough-0123456789"
@@ -39,11 +39,7 @@ def people(app):
 
 
 def _accepted_session(people, plan_code="video15"):
-    session = PaidSessionFactory(people["customer"], plan_code)
-    db.session.commit()
-    lifecycle.accept_request(session.current_request.id, people["mechanic"].id)
-    db.session.commit()
-    return session
+    return AcceptedSessionFactory(people["customer"], people["mechanic"], plan_code)
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def video_session(people):
 def _complete(session, people):
     for role in ("customer", "mechanic"):
         lifecycle.join_room(session.id, people[role].id)
-    db.session.commit()
+        db.session.commit()
     assert lifecycle.maybe_go_live(session.id)
     db.session.commit()
     lifecycle.end_session(session.id, people["mechanic"].id, "Brake pads worn; replace soon.")

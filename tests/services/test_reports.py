@@ -13,7 +13,7 @@ from autodoctor.extensions import db
 from autodoctor.models import DiagnosticReport, OutboxEmail, SessionEvent
 from autodoctor.services import lifecycle, reports
 from autodoctor.services.errors import Conflict, Forbidden, ValidationError
-from tests.factories import PaidSessionFactory, UserFactory
+from tests.factories import AcceptedSessionFactory, UserFactory
 
 GOOD = {
     "findings": "Misfire on cylinder 1 under load; the coil boot is cracked.",
@@ -26,17 +26,7 @@ GOOD = {
 
 def started_session(customer, mechanic, plan_code="diagnostic", go_live=True):
     """A paid session of `plan_code`, accepted by `mechanic`, live once both joined."""
-    session = PaidSessionFactory(customer, plan_code)
-    db.session.commit()
-    lifecycle.accept_request(session.current_request.id, mechanic.id)
-    db.session.commit()
-    if go_live:
-        for user in (customer, mechanic):
-            lifecycle.join_room(session.id, user.id)
-            db.session.commit()
-        assert lifecycle.maybe_go_live(session.id)
-        db.session.commit()
-    return session.id
+    return AcceptedSessionFactory(customer, mechanic, plan_code, live=go_live).id
 
 
 def end(session_id, mechanic):

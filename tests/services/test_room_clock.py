@@ -12,24 +12,14 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, LedgerEntry, Payment, Plan
 from autodoctor.services import chat, lifecycle, money, payments, sweep, timeline
 from autodoctor.services.errors import Conflict, NotFound
-from tests.factories import PaidSessionFactory, checkout_completed_event, signed
+from tests.factories import AcceptedSessionFactory, checkout_completed_event, signed
 
 T0 = datetime(2026, 11, 24, 12, 0, 0)
 
 
 def live_session(customer, mechanic, plan_code="video15"):
     clock.set(T0)
-    with current_app.test_request_context():
-        session = PaidSessionFactory(customer, plan_code)
-    db.session.commit()
-    lifecycle.accept_request(session.current_request.id, mechanic.id)
-    db.session.commit()
-    for user in (customer, mechanic):
-        lifecycle.join_room(session.id, user.id)
-        db.session.commit()
-    assert lifecycle.maybe_go_live(session.id)
-    db.session.commit()
-    return session.id
+    return AcceptedSessionFactory(customer, mechanic, plan_code, live=True).id
 
 
 def fresh(session_id):
