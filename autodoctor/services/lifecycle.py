@@ -284,7 +284,7 @@ def extend_session(session_id, minutes, detail):
     """Add paid time to a live session; both screens get the new end time. False when the
     session is no longer live (the caller refunds)."""
     for _ in range(5):  # an optimistic update on ends_at: portable interval arithmetic
-        session = db.session.get(ConsultSession, session_id)
+        session = db.session.get(ConsultSession, session_id, populate_existing=True)  # as committed now
         if session is None or session.status != "live":
             return False
         now = clock.now()

@@ -214,3 +214,43 @@ def test_one_checkout_delivered_ten_times_at_once_fulfils_once(pg_app, same_even
     assert sum(row.amount_cents for row in payment_rows) == 0
     assert sorted(row.amount_cents for row in payment_rows) == [-payment.amount_cents, payment.amount_cents]
     assert count(sa.select(StripeEvent)) == (1 if same_event_id else 10)
+
+
+def test_extension_paid_while_the_mechanic_ends_the_session_is_added_or_refunded(pg_app):
+    """20 rounds: the +15 minute payment is fulfilled at the same moment the mechanic ends the
+    session. Either the time was added first (the settlement then includes it) or the
+    session ended first (the extension is refunded in full); never both, never neither, and
+    the session's escrow always ends at zero."""
+    from autodoctor.services import money, payments
+    from tests.factories import AcceptedSessionFactory
+
+    for _ in range(20):
+        customer, mechanic = UserFactory("customer"), UserFactory("mechanic")
+        session = AcceptedSessionFactory(customer, mechanic, "video15", live=True)
+        with pg_app.test_request_context():
+            payments.start_extension_checkout(session.id, customer.id, str, "")
+        db.session.commit()
+        payment_id = db.session.scalar(sa.select(Payment.id).where(Payment.session_id == session.id,
+                                                                   Payment.purpose == "extension"))
+        session_id, mechanic_id = session.id, mechanic.id
+
+        def work(i, sid=session_id, pid=payment_id, mid=mechanic_id):
+            if i == 0:
+                return payments.fulfil_payment(pid, "pi_ext") is not None
+            return lifecycle.end_session(sid, mid, "Done.") is not None
+
+        results = race(pg_app, 2, work)
+        assert isinstance(results[0], bool) and results[1] is True, results
+        fresh()
+        payment, session = db.session.get(Payment, payment_id), db.session.get(ConsultSession, session_id)
+        assert session.status == "completed"
+        assert money.escrow_balance(session_id) == 0
+        entries = money.session_entries(session_id)
+        assert sum(e.amount_cents for e in entries) == 0
+        paid_out = sum(e.amount_cents for e in entries if e.kind in ("platform_fee", "mechanic_earning")
+                       and e.account != money.ESCROW)
+        if results[0]:  # added in time: paid out with the session
+            assert (payment.status, session.extended_minutes, paid_out) == ("paid", 15, 2999 + 999)
+        else:  # the session had ended: straight back to the customer
+            assert (payment.status, session.extended_minutes, paid_out) == ("refunded", 0, 2999)
+            assert sum(e.amount_cents for e in entries if e.kind == "refund" and e.account == money.CUSTOMER) == 999
