@@ -1,4 +1,5 @@
-"""CPU-heavy calls (Argon2 hashing, WeasyPrint PDFs, photo decoding) kept off gevent's event loop.
+"""Blocking calls (Argon2 hashing, WeasyPrint PDFs, photo decoding, copying uploads to disk)
+kept off gevent's event loop.
 
 Under gunicorn's gevent worker a call that holds the CPU for a few hundred milliseconds
 blocks the hub: every stream and websocket of the process freezes meanwhile. Such calls run
