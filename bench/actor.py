@@ -65,14 +65,14 @@ def _serve(conn):
         finally:
             accounts._hasher = real
 
-    def open_request(email, concern="Check engine light and rough idle when cold"):
+    def open_request(email, concern="Check engine light and rough idle when cold", plan_code="chat10"):
         """What the intake form + paid checkout do: intake, payment, then fulfilment (the
         function the Stripe webhook calls) in its own transaction. Returns ids and the
         monotonic time at which the fulfilment's COMMIT returned."""
         customer = user_by_email(email)
         data = {"year": 2015, "make": "Honda", "model": "Civic", "vin": "", "concern": concern,
                 "city": "Toronto", "country": "CA", "accept_waiver": True, "advice_only": False}
-        intake = intakes.create_intake(customer, plans.get_plan("chat10"), data, [],
+        intake = intakes.create_intake(customer, plans.get_plan(plan_code), data, [],
                                        {"ip": "127.0.0.1", "user_agent": "bench"})
         payments.start_checkout(
             intake, lambda pid: url_for("customer.checkout_success", payment_id=pid, _external=True),
@@ -109,14 +109,33 @@ def _serve(conn):
         db.session.commit()
         return session.id
 
-    def make_sessions(pairs):
+    def make_sessions(pairs, plan_code="chat10"):
         """(customer_email, mechanic_email) -> a waiting session (paid, accepted) per pair."""
         ids = []
         for customer_email, mechanic_email in pairs:
-            opened = open_request(customer_email, "Brakes squeal at low speed, bench chat")
+            opened = open_request(customer_email, "Brakes squeal at low speed, bench chat", plan_code)
             ids.append(accept(opened["request_id"], mechanic_email))
             db.session.remove()
         return ids
+
+    def go_live(session_ids):
+        """What both people opening the room does to a waiting session (join_room for each, then
+        maybe_go_live), after which both leave again: the session stays live, its clock running."""
+        statuses = {}
+        for session_id in session_ids:
+            session = db.session.get(ConsultSession, session_id)
+            people = (session.customer_id, session.mechanic_id)
+            for user_id in people:
+                lifecycle.join_room(session_id, user_id)
+                db.session.commit()
+            lifecycle.maybe_go_live(session_id)
+            db.session.commit()
+            for user_id in people:
+                lifecycle.leave_room(session_id, user_id)
+                db.session.commit()
+            statuses[session_id] = db.session.get(ConsultSession, session_id).status
+            db.session.remove()
+        return statuses
 
     def session_statuses(session_ids):
         rows = db.session.execute(db.select(ConsultSession.status, db.func.count())
@@ -155,7 +174,7 @@ def _serve(conn):
         return cookies
 
     handlers = {f.__name__: f for f in (mint_sessions, create_users, open_request, active_request, cancel_active, accept,
-                                         make_sessions, session_statuses, end_sessions)}
+                                         make_sessions, go_live, session_statuses, end_sessions)}
     with app.test_request_context(base_url=app.config["PUBLIC_URL"]):
         while True:
             try:

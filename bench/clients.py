@@ -171,3 +171,77 @@ async def gather_limited(coros, limit):
             return await coro
 
     return await asyncio.gather(*(run(c) for c in coros))
+
+
+# -- file uploads ------------------------------------------------------------------------
+MB = 1024 * 1024
+# A real ISO-BMFF head: an `ftyp` box (brand isom, compatible isom/iso2/avc1/mp41) and then an
+# `mdat` box header whose payload is the filler: the app's content check reads it as MP4.
+FTYP = (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00" b"isomiso2avc1mp41")
+
+
+def mp4_chunks(size, chunk=64 * 1024):
+    """`size` bytes of a valid-by-content MP4 in `chunk`-sized pieces: ftyp, an mdat header,
+    then incompressible filler (the same random block over and over)."""
+    import os
+    import struct
+
+    head = FTYP + struct.pack(">I", size - len(FTYP)) + b"mdat"
+    block = os.urandom(chunk)
+    yield head + block[:chunk - len(head)]
+    sent = chunk
+    while sent < size:
+        n = min(chunk, size - sent)
+        yield block[:n]
+        sent += n
+
+
+class UploadResult:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+async def upload_video(user, room_url, csrf, caption, size, rate, name="dashcam.mp4", chunk=64 * 1024):
+    """POST /room/<id>/files the way the room's upload form does under htmx: multipart/form-data
+    with the CSRF token, the file and a caption, `Content-Length` known up front, `HX-Request`
+    set; the body is written at `rate` bytes/s (a client on a fast uplink). Returns when the
+    response has been read."""
+    boundary = f"----benchboundary{random_hex()}"
+    fields_before = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf}\r\n"
+                     f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                     f"Content-Type: video/mp4\r\n\r\n").encode()
+    fields_after = (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\"\r\n"
+                    f"Content-Type: application/octet-stream\r\n\r\n\r\n"  # the empty "Take photo" input
+                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\n{caption}\r\n"
+                    f"--{boundary}--\r\n").encode()
+    total = len(fields_before) + size + len(fields_after)
+    times = {}
+
+    async def body():
+        t0 = times["start"] = time.monotonic()
+        written = len(fields_before)
+        yield fields_before
+        for piece in mp4_chunks(size, chunk):
+            written += len(piece)
+            yield piece
+            delay = t0 + written / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield fields_after
+        times["body_done"] = time.monotonic()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total),
+               "HX-Request": "true", "HX-Target": "upload", "HX-Current-URL": room_url, "Referer": room_url}
+    async with user.http.post(room_url + "/files", data=body(), headers=headers, allow_redirects=False) as r:
+        text = await r.text()
+        status = r.status
+    done = time.monotonic()
+    return UploadResult(status=status, ok=status in (200, 201) and 'class="ok"' in text, size=size, sent=total,
+                        start=times.get("start", done), body_done=times.get("body_done", done), done=done,
+                        caption=caption, error=None if status in (200, 201) else text[:300])
+
+
+def random_hex(n=12):
+    import secrets
+
+    return secrets.token_hex(n // 2)

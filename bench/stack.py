@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+# LiveKit settings so the video plans' room page loads the LiveKit bundle, as in production.
+# Nothing connects to this URL during the run (the same dummy values as tests/conftest.py).
+LIVEKIT_ENV = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "APIlivetestkey",
+               "LIVEKIT_API_SECRET": "livekit-test-secret-that-is-long-enough-0123456789"}
 
 
 def free_port():
@@ -114,13 +118,15 @@ class Stack:
         self.database_url = create_database(self.db_name)
         flush_redis()
         uploads = self.out / "uploads"
+        clear_dir(uploads)
         uploads.mkdir(exist_ok=True)
         self.env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": REDIS_URL, "FLASK_APP": "wsgi",
                     "SECRET_KEY": "bench-secret-not-for-production", "STRIPE_SECRET_KEY": "",
                     "STRIPE_WEBHOOK_SECRET": "whsec_bench", "PUBLIC_URL": self.url, "PORT": str(self.port),
                     "WEB_CONCURRENCY": str(self.web_concurrency), "SWEEP_INTERVAL_SECONDS": "10",
                     "UPLOAD_DIR": str(uploads), "SMTP_HOST": "", "SINGLE_DYNO": "0", "ACCESS_LOG": "0",
-                    "LOGIN_RATE_LIMIT": "100000 per minute", "FLASK_ENV": "development", "PYTHONUNBUFFERED": "1"}
+                    "LOGIN_RATE_LIMIT": "100000 per minute", "FLASK_ENV": "development", "PYTHONUNBUFFERED": "1",
+                    **LIVEKIT_ENV}
         flask = str(ROOT / ".venv" / "bin" / "flask")
         for args in (["db", "upgrade"], ["seed-demo"]):
             result = subprocess.run([flask, *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
@@ -176,6 +182,13 @@ class Stack:
             flush_redis()
         except Exception:  # Redis gone: nothing left to clean
             pass
+        clear_dir(self.out / "uploads")  # the files shared during the run (about a GB of videos)
+
+
+def clear_dir(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- CPU accounting ----------------------------------------------------------------------
@@ -211,6 +224,94 @@ def rss_kb(pid):
     except OSError:
         pass
     return 0
+
+
+def rss_peak_kb(pid):
+    """VmHWM: the process's peak resident set since it started or since reset_rss_peak()."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_rss_peak(pid):
+    """Start VmHWM again from the current RSS (Linux: write 5 to /proc/<pid>/clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class CommitProbe:
+    """A thread that inserts one row and commits, every `interval` s, on its own connection to
+    the bench database: how long Postgres takes to make a commit durable (WAL fdatasync) while
+    something else writes to the same disk."""
+
+    def __init__(self, database_url, interval=0.025):
+        self.dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+        self.interval = interval
+        self.samples = []
+
+    def _run(self):
+        import psycopg
+
+        with psycopg.connect(self.dsn) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at float8)")
+            conn.commit()
+            while not self._stop.wait(self.interval):
+                t = time.monotonic()
+                conn.execute("INSERT INTO bench_commit_probe (at) VALUES (%s)", (t,))
+                conn.commit()
+                self.samples.append(time.monotonic() - t)
+
+    def start(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-probe", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return self.samples
+
+
+class RssSampler:
+    """Samples VmRSS of some processes every `interval` s in a thread; keeps the peak and the
+    series (seconds since start, KB per pid)."""
+
+    def __init__(self, pids, interval=0.05):
+        self.pids = list(pids)
+        self.interval = interval
+        self.peak = dict.fromkeys(self.pids, 0)
+        self.series = []
+
+    def _watch(self):
+        t0 = time.monotonic()
+        while not self._stop.wait(self.interval):
+            row = {pid: rss_kb(pid) for pid in self.pids}
+            for pid, kb in row.items():
+                self.peak[pid] = max(self.peak[pid], kb)
+            self.series.append((round(time.monotonic() - t0, 3), row))
+
+    def start(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
 
 
 class CpuMeter:
