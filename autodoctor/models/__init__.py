@@ -6,6 +6,7 @@ from autodoctor.models.outbox import OutboxEmail
 from autodoctor.models.plans import Plan
 from autodoctor.models.reports import DiagnosticReport
 from autodoctor.models.requests import REQUEST_STATUSES, SessionRequest
+from autodoctor.models.scheduling import Appointment, DateOverride, TimeOff, WeeklyHours
 from autodoctor.models.sessions import (
     SESSION_STATUSES,
     ConsultSession,
@@ -19,5 +20,5 @@ __all__ = [
     "ChatMessage", "StoredFile", "LedgerEntry", "Payment", "StripeEvent", "OutboxEmail",
     "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
     "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
-    "Vehicle", "Waiver",
+    "Vehicle", "Waiver", "Appointment", "DateOverride", "TimeOff", "WeeklyHours",
 ]

@@ -37,6 +37,11 @@ class User(UserMixin, db.Model):
 
 class MechanicProfile(db.Model):
     __tablename__ = "mechanic_profiles"
+    __table_args__ = (
+        db.CheckConstraint("buffer_minutes BETWEEN 0 AND 120", name="buffer_range"),
+        db.CheckConstraint("daily_cap IS NULL OR daily_cap BETWEEN 1 AND 48", name="daily_cap_range"),
+        db.CheckConstraint("booking_window_days BETWEEN 1 AND 365", name="booking_window_range"),
+    )
 
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     years_experience = db.Column(db.Integer, nullable=False, default=0)
@@ -49,6 +54,12 @@ class MechanicProfile(db.Model):
     rating_count = db.Column(db.Integer, nullable=False, default=0)
     completed_sessions = db.Column(db.Integer, nullable=False, default=0)
     last_seen_at = db.Column(db.DateTime)
+    # Scheduling: the zone the weekly hours are in, a gap kept free after each appointment,
+    # at most this many appointments a day (NULL: no cap), how far ahead customers may book.
+    time_zone = db.Column(db.String(64), nullable=False, default="America/Toronto", server_default="America/Toronto")
+    buffer_minutes = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    daily_cap = db.Column(db.Integer)
+    booking_window_days = db.Column(db.Integer, nullable=False, default=30, server_default="30")
 
     user = db.relationship("User", back_populates="mechanic_profile")
 
