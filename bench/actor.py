@@ -173,8 +173,53 @@ def _serve(conn):
                 cookies[email] = (name, rest.split(";", 1)[0])
         return cookies
 
+    def time_slots(mechanic_emails, repeats_month, repeats_day):
+        """Give each mechanic a working week (Mon–Sat 09:00–12:00 and 13:00–17:00 in one of four
+        zones, 15 min buffer, 60-day window), three appointments and a day off in the next month;
+        then time services.availability: 30 days for one mechanic, and one day for all of them."""
+        from datetime import timedelta
+
+        from autodoctor import clock
+        from autodoctor.models import Appointment, MechanicProfile, Plan, TimeOff, WeeklyHours
+        from autodoctor.services import availability
+
+        zones = ("America/Toronto", "America/Vancouver", "Europe/London", "America/Halifax")
+        plan_id = db.session.scalar(db.select(Plan.id).where(Plan.code == "video15"))
+        customer_id = db.session.scalar(db.select(User.id).where(User.role == "customer"))
+        ids = [user_by_email(e).id for e in mechanic_emails]
+        now = clock.now().replace(minute=0, second=0, microsecond=0)
+        for n, mechanic_id in enumerate(ids):
+            profile = db.session.get(MechanicProfile, mechanic_id)
+            profile.time_zone, profile.buffer_minutes, profile.booking_window_days = zones[n % 4], 15, 60
+            db.session.add_all(WeeklyHours(mechanic_id=mechanic_id, weekday=d, start_minute=lo, end_minute=hi)
+                               for d in range(6) for lo, hi in ((540, 720), (780, 1020)))
+            for k in range(3):
+                start = now + timedelta(days=3 + 7 * k, hours=n % 8)
+                db.session.add(Appointment(customer_id=customer_id, mechanic_id=mechanic_id, plan_id=plan_id,
+                                           status="booked", starts_at=start, ends_at=start + timedelta(minutes=45)))
+            db.session.add(TimeOff(mechanic_id=mechanic_id, starts_at=now + timedelta(days=10),
+                                   ends_at=now + timedelta(days=11)))
+        db.session.commit()
+
+        def timed(fn, repeats):
+            samples, result = [], None
+            for _ in range(repeats):
+                db.session.expire_all()
+                t = time.perf_counter()
+                result = fn()
+                samples.append(time.perf_counter() - t)
+                db.session.rollback()
+            return samples, result
+
+        month, month_slots = timed(lambda: availability.slots(ids[0], now, now + timedelta(days=30), 45),
+                                   repeats_month)
+        day_start, day_end = availability.day_window((now + timedelta(days=2)).date(), "America/Toronto")
+        day, day_slots = timed(lambda: availability.slots_for_mechanics(ids, day_start, day_end, 45), repeats_day)
+        return {"month": month, "month_slots": len(month_slots), "day": day, "mechanics": len(ids),
+                "day_slots": sum(len(v) for v in day_slots.values())}
+
     handlers = {f.__name__: f for f in (mint_sessions, create_users, open_request, active_request, cancel_active, accept,
-                                         make_sessions, go_live, session_statuses, end_sessions)}
+                                         make_sessions, go_live, session_statuses, end_sessions, time_slots)}
     with app.test_request_context(base_url=app.config["PUBLIC_URL"]):
         while True:
             try:

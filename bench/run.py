@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 OUT = ROOT / "bench" / "out"
-TARGETS = {"dashboard_p99_ms": 250, "chat_p99_ms": 50, "page_kb": 30}
+TARGETS = {"dashboard_p99_ms": 250, "chat_p99_ms": 50, "page_kb": 30, "slots_month_ms": 20}
 MB = 1024 * 1024
 
 
@@ -641,6 +641,15 @@ async def phase_chat(args, stack, results, c):
     await echo_http.close()
 
 
+async def phase_slots(args, stack, results, c):
+    log(f"appointment slots: {args.slot_mechanics} mechanics with weekly hours, appointments and time off")
+    emails = await c.to_thread(c.actor.call, "create_users", "bench-sched-", "mechanic", args.slot_mechanics)
+    results["slots"] = await c.to_thread(c.actor.call, "time_slots", emails, 50, 20)
+    month, day = summary_ms(results["slots"]["month"]), summary_ms(results["slots"]["day"])
+    log(f"  30 days for one mechanic p50={month['p50']:.1f}ms p99={month['p99']:.1f}ms; one day for "
+        f"{args.slot_mechanics} mechanics p50={day['p50']:.1f}ms p99={day['p99']:.1f}ms")
+
+
 async def run(args, stack, results):
     c = await setup(args, stack, results)
     if "bytes" in args.phases:
@@ -649,6 +658,8 @@ async def run(args, stack, results):
         await phase_dashboard(args, stack, results, c)
     if "chat" in args.phases:
         await phase_chat(args, stack, results, c)
+    if "slots" in args.phases:
+        await phase_slots(args, stack, results, c)
     results["pg_version"], results["redis_version"] = _versions()
 
 
@@ -701,6 +712,11 @@ def _rss(kbs):
     return ", ".join(f"{k / 1024:.0f} MB" for k in kbs)
 
 
+def _slot_row(label, samples, count):
+    s = summary_ms(samples)
+    return f"| {label} | {len(samples)} | {count} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |"
+
+
 def render(args, results, command, started, duration):
     m = machine_facts()
     lines = [INTRO, "## Run", "",
@@ -733,6 +749,13 @@ def render(args, results, command, started, duration):
                      f"**while {up['uploaders']} customers each upload {up['size'] / MB:.0f} MB videos** "
                      f"(section 6), p99 | ≤ {TARGETS['chat_p99_ms']} ms | {cs['p99']:.1f} ms | "
                      f"{_ok(cs['p99'], TARGETS['chat_p99_ms'])} |")
+    slots = results.get("slots")
+    if slots:
+        ms, ds = summary_ms(slots["month"]), summary_ms(slots["day"])
+        lines.append(f"| appointment slots, 30 days for one mechanic (section 7), p99 | ≤ {TARGETS['slots_month_ms']} ms | "
+                     f"{ms['p99']:.1f} ms | {_ok(ms['p99'], TARGETS['slots_month_ms'])} |")
+        lines.append(f"| appointment slots, one day for {slots['mechanics']} mechanics (section 7), p99 | none set | "
+                     f"{ds['p99']:.1f} ms | — |")
     untargeted = set(results.get("untargeted_pages", []))
     for name, rows in (results.get("weights") or {}).get("gzip", {}).items():
         total = sum(r["headers"] + r["body"] for r in rows) / 1024
@@ -839,6 +862,17 @@ def render(args, results, command, started, duration):
             lines.append("")
     lines += _render_room_weight(results)
     lines += _render_uploads(args, results)
+    if slots:
+        lines += ["", "## 7. Appointment slots (availability service)", "",
+                  f"`services/availability.py` called in-process (the actor) against the bench's Postgres, after "
+                  f"giving {slots['mechanics']} mechanics weekly hours (Mon–Sat 09:00–12:00 and 13:00–17:00 in four "
+                  f"zones), a 15-minute buffer, three booked appointments and one day off each in the next month. "
+                  f"Each call reads from the database (five queries) and computes the slots; the session's identity "
+                  f"map is emptied before each call.", "",
+                  "| call | samples | slots returned | p50 ms | p90 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
+                  _slot_row("`slots(one mechanic, next 30 days, 45-minute plan)`", slots["month"], slots["month_slots"]),
+                  _slot_row(f"`slots_for_mechanics({slots['mechanics']} mechanics, one day, 45-minute plan)`",
+                            slots["day"], slots["day_slots"])]
     lines += ["", "## Method", "",
               "- `make bench` starts Postgres and Redis if needed, then bench/run.py creates a fresh database "
               f"(`flask db upgrade`, `flask seed-demo`), flushes Redis db {_redis_db()} and starts gunicorn with "
@@ -1062,8 +1096,9 @@ def parse_args(argv=None):
     p.add_argument("--upload-rate", type=float, default=8, help="each uploader's send rate, MB/s")
     p.add_argument("--probe-seconds", type=float, default=5,
                    help="/healthz and commit probes run this long before the uploads, then through them")
-    p.add_argument("--phases", type=lambda v: set(v.split(",")), default={"bytes", "dashboard", "chat"},
-                   help="comma-separated subset of bytes,dashboard,chat")
+    p.add_argument("--slot-mechanics", type=int, default=500, help="mechanics in the appointment-slot timing")
+    p.add_argument("--phases", type=lambda v: set(v.split(",")), default={"bytes", "dashboard", "chat", "slots"},
+                   help="comma-separated subset of bytes,dashboard,chat,slots")
     p.add_argument("--web-concurrency", type=int, default=2)
     p.add_argument("--login-concurrency", type=int, default=8)
     p.add_argument("--http-logins", type=int, default=40,
@@ -1120,7 +1155,7 @@ async def amain(args):
     raw = {k: v for k, v in results.items() if not k.startswith("_")}
     (OUT / "results.json").write_text(json.dumps(raw, default=str))
     (OUT / "PERFORMANCE.md").write_text(text)
-    if not args.no_doc and args.phases == {"bytes", "dashboard", "chat"}:
+    if not args.no_doc and args.phases == {"bytes", "dashboard", "chat", "slots"}:
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(text)
         log(f"wrote {DOC.relative_to(ROOT)}")

@@ -47,8 +47,9 @@ def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MIN
     ids = list(dict.fromkeys(mechanic_ids))
     if not ids:
         return {}
-    profiles = {p.user_id: p for p in db.session.scalars(
-        db.select(MechanicProfile).where(MechanicProfile.user_id.in_(ids)))}
+    profiles = {p.user_id: p for p in db.session.execute(db.select(
+        MechanicProfile.user_id, MechanicProfile.time_zone, MechanicProfile.buffer_minutes,
+        MechanicProfile.daily_cap, MechanicProfile.booking_window_days).where(MechanicProfile.user_id.in_(ids)))}
     # Local days can start up to 14 hours either side of UTC midnight: read one day more each way.
     first_day, last_day = window_start.date() - timedelta(days=1), window_end.date() + timedelta(days=1)
     weekly = _grouped(db.session.execute(db.select(
@@ -97,23 +98,27 @@ def _free_slots(profile, overrides, weekly, away, booked, window_start, window_e
     if start >= end:
         return []
     buffer = timedelta(minutes=profile.buffer_minutes)
-    busy = [(r.starts_at, r.ends_at) for r in away] + [(r.starts_at - buffer, r.ends_at + buffer) for r in booked]
+    busy = sorted([(r.starts_at, r.ends_at) for r in away] +
+                  [(r.starts_at - buffer, r.ends_at + buffer) for r in booked])
     per_day = defaultdict(int)
     for r in booked:
         per_day[local(r.starts_at, zone).date()] += 1
     found = []
     day, last_day = local(start, zone).date(), local(end, zone).date()
     while day <= last_day:
-        if profile.daily_cap is None or per_day[day] < profile.daily_cap:
-            for lo, hi in _ranges(day, overrides, weekly):
-                range_end = _instant(day, hi, zone, strict=False)
+        ranges = _ranges(day, overrides, weekly)
+        if ranges and (profile.daily_cap is None or per_day[day] < profile.daily_cap):
+            instant = _wall_clock(day, zone)
+            day_busy = [b for b in busy if b[1] > instant(0) and b[0] < instant(24 * 60) + length]
+            for lo, hi in ranges:
+                range_end = instant(hi, strict=False)
                 for minute in range(lo + (-lo % SLOT_MINUTES), hi, SLOT_MINUTES):
-                    slot_start = _instant(day, minute, zone)
+                    slot_start = instant(minute)
                     if slot_start is None or not start <= slot_start < end:
                         continue
                     slot_end = slot_start + length
                     if slot_end <= range_end and not any(
-                            slot_start < b_end and b_start < slot_end for b_start, b_end in busy):
+                            slot_start < b_end and b_start < slot_end for b_start, b_end in day_busy):
                         found.append(Slot(slot_start, slot_end))
         day += timedelta(days=1)
     return sorted(set(found))
@@ -125,14 +130,26 @@ def _ranges(day, overrides, weekly):
     return sorted((r.start_minute, r.end_minute) for r in rows if r.start_minute is not None)
 
 
-def _instant(day, minute, zone, strict=True):
-    """The naive-UTC instant of `minute` after local midnight of `day`. A wall time skipped by
-    a daylight-saving change gives None when `strict`, else the instant an hour later."""
-    wall = datetime.combine(day, time()) + timedelta(minutes=minute)
-    utc = wall.replace(tzinfo=zone).astimezone(UTC)
-    if strict and utc.astimezone(zone).replace(tzinfo=None) != wall:
-        return None
-    return utc.replace(tzinfo=None)
+def _wall_clock(day, zone):
+    """minute after local midnight of `day` -> naive-UTC instant. On most days one UTC offset
+    holds from midnight to midnight and the instant is a subtraction; on the day of a
+    daylight-saving change each wall time is converted on its own: one skipped by the change
+    gives None (or, not `strict`, the instant an hour later)."""
+    midnight = datetime.combine(day, time())
+    first = midnight.replace(tzinfo=zone).utcoffset()
+    last = (midnight + timedelta(days=1)).replace(tzinfo=zone).utcoffset()
+    if first == last:
+        base = midnight - first
+        return lambda minute, strict=True: base + timedelta(minutes=minute)
+
+    def convert(minute, strict=True):
+        wall = midnight + timedelta(minutes=minute)
+        utc = wall.replace(tzinfo=zone).astimezone(UTC)
+        if strict and utc.astimezone(zone).replace(tzinfo=None) != wall:
+            return None
+        return utc.replace(tzinfo=None)
+
+    return convert
 
 
 def local(instant, zone):
