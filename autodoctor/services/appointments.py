@@ -1,0 +1,73 @@
+"""Booking a time with a mechanic. Choosing a time holds it for 15 minutes while the customer
+pays; nobody else can take it meanwhile. Two customers choosing the same time at once: one
+gets the hold, the other a clear "just taken" with fresh times to pick from.
+
+Holds for one mechanic are taken one at a time (a no-op UPDATE of the mechanic's profile row
+locks it: a row lock on Postgres, the write lock on SQLite), and on Postgres an exclusion
+constraint refuses overlapping appointments whatever happens here."""
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from autodoctor import clock
+from autodoctor.extensions import db
+from autodoctor.models import Appointment, MechanicProfile, User
+from autodoctor.models.scheduling import APPOINTMENT_KINDS
+from autodoctor.services import availability
+from autodoctor.services.errors import Conflict, NotFound, ValidationError
+
+HOLD_FOR = timedelta(minutes=15)
+TAKEN = "That time was just taken. Please pick another time."
+
+
+class SlotTaken(Conflict):
+    """The chosen time is no longer free; `alternatives` are the mechanic's next free slots."""
+
+    def __init__(self, alternatives):
+        super().__init__(TAKEN, field="starts_at")
+        self.alternatives = alternatives
+
+
+def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer_time_zone="UTC", now=None):
+    """Hold `starts_at` (naive UTC) with the mechanic for the plan's length, for 15 minutes."""
+    now = now or clock.now()
+    if kind not in APPOINTMENT_KINDS:
+        raise ValidationError("Choose an online or an in-person appointment.", field="kind")
+    mechanic = db.session.get(User, mechanic_id)
+    if mechanic is None or mechanic.role != "mechanic":
+        raise NotFound("That mechanic does not exist.", field="mechanic")
+    _lock_mechanic(mechanic_id)
+    expire_holds(mechanic_id, now)
+    if not availability.is_bookable(mechanic_id, starts_at, plan.minutes, now):
+        raise SlotTaken(_alternatives(mechanic_id, starts_at, plan.minutes, now))
+    appointment = Appointment(customer_id=customer_id, mechanic_id=mechanic_id, plan_id=plan.id, kind=kind,
+                              status="held", starts_at=starts_at, ends_at=starts_at + timedelta(minutes=plan.minutes),
+                              hold_expires_at=now + HOLD_FOR, customer_time_zone=customer_time_zone)
+    db.session.add(appointment)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the exclusion constraint: taken by a transaction this lock did not see
+        db.session.rollback()
+        raise SlotTaken(_alternatives(mechanic_id, starts_at, plan.minutes, now)) from None
+    return appointment
+
+
+def expire_holds(mechanic_id=None, now=None):
+    """Holds past their 15 minutes give their time back (for the sweep, and before a new hold)."""
+    now = now or clock.now()
+    query = update(Appointment).where(Appointment.status == "held", Appointment.hold_expires_at <= now)
+    if mechanic_id is not None:
+        query = query.where(Appointment.mechanic_id == mechanic_id)
+    return db.session.execute(query.values(status="expired"), execution_options={"synchronize_session": False}).rowcount
+
+
+def _lock_mechanic(mechanic_id):
+    db.session.execute(update(MechanicProfile).where(MechanicProfile.user_id == mechanic_id)
+                       .values(user_id=MechanicProfile.user_id), execution_options={"synchronize_session": False})
+
+
+def _alternatives(mechanic_id, around, minutes, now, count=6):
+    """The next free times from the same day on: what the customer picks from instead."""
+    day_start = around.replace(hour=0, minute=0, second=0, microsecond=0)
+    return availability.slots(mechanic_id, day_start, day_start + timedelta(days=7), minutes, now)[:count]

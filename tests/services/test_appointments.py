@@ -1,0 +1,85 @@
+"""Holding a time during checkout: one customer gets it, everyone else a clear "just taken"
+with fresh times; a hold gives its time back after 15 minutes. On Postgres, 50 customers
+choosing the same time at the same moment: one hold, 49 refusals, one row."""
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from autodoctor.extensions import db
+from autodoctor.models import Appointment, Plan
+from autodoctor.services import appointments
+from autodoctor.services.appointments import SlotTaken
+from autodoctor.services.errors import NotFound, ValidationError
+from tests.factories import UserFactory
+from tests.services.test_availability import mechanic
+
+NOW = datetime(2026, 1, 5, 12, 0)
+TEN_AM = datetime(2026, 1, 12, 15, 0)  # Monday 10:00 in Toronto
+
+
+def plan(code="video15"):
+    return db.session.scalar(sa.select(Plan).where(Plan.code == code))
+
+
+def test_a_held_time_is_not_offered_again_until_the_hold_expires(app):
+    m = mechanic()
+    first, second = UserFactory("customer"), UserFactory("customer")
+    held = appointments.hold_slot(first.id, m, plan(), TEN_AM, customer_time_zone="Europe/London", now=NOW)
+    db.session.commit()
+    assert (held.status, held.ends_at, held.hold_expires_at) == ("held", TEN_AM + timedelta(minutes=45),
+                                                                  NOW + timedelta(minutes=15))
+    with pytest.raises(SlotTaken) as taken:
+        appointments.hold_slot(second.id, m, plan(), TEN_AM + timedelta(minutes=30), now=NOW)  # overlaps 10:00–10:45
+    db.session.rollback()
+    assert taken.value.message == "That time was just taken. Please pick another time."
+    offered = [s.starts_at for s in taken.value.alternatives]
+    assert offered and TEN_AM not in offered and TEN_AM + timedelta(minutes=30) not in offered
+    assert offered[0] == datetime(2026, 1, 12, 14, 0)  # 09:00, still free
+
+    later = NOW + timedelta(minutes=15)
+    again = appointments.hold_slot(second.id, m, plan(), TEN_AM, now=later)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Appointment, held.id).status == "expired"
+    assert db.session.get(Appointment, again.id).status == "held"
+
+
+def test_hold_refuses_what_the_mechanic_does_not_offer(app):
+    m = mechanic()
+    customer = UserFactory("customer")
+    with pytest.raises(SlotTaken):
+        appointments.hold_slot(customer.id, m, plan(), datetime(2026, 1, 10, 15, 0), now=NOW)  # a Saturday
+    db.session.rollback()
+    with pytest.raises(SlotTaken):
+        appointments.hold_slot(customer.id, m, plan(), NOW + timedelta(hours=1), now=NOW)  # under 2 hours' notice
+    db.session.rollback()
+    with pytest.raises(ValidationError):
+        appointments.hold_slot(customer.id, m, plan(), TEN_AM, kind="by-pigeon", now=NOW)
+    with pytest.raises(NotFound):
+        appointments.hold_slot(customer.id, customer.id, plan(), TEN_AM, now=NOW)
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["service-lock", "exclusion-constraint-alone"])
+def test_fifty_customers_choose_the_same_time_at_once_on_postgres(pg_app, monkeypatch, lock):
+    """With the service's lock, and without it (then Postgres's exclusion constraint alone
+    must refuse the 49 others)."""
+    from tests.services.test_concurrency_pg import race
+
+    if not lock:
+        monkeypatch.setattr(appointments, "_lock_mechanic", lambda mechanic_id: None)
+    m = mechanic()
+    customer_ids = [UserFactory("customer").id for _ in range(50)]
+    plan_id = plan().id
+    db.session.commit()
+
+    def choose(i):
+        return appointments.hold_slot(customer_ids[i], m, db.session.get(Plan, plan_id), TEN_AM, now=NOW).id
+
+    results = race(pg_app, 50, choose)
+    held = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, SlotTaken)]
+    assert len(held) == 1 and len(refused) == 49, [r for r in results if not isinstance(r, (int, SlotTaken))][:3]
+    assert all(TEN_AM not in [s.starts_at for s in r.alternatives] for r in refused)
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count(Appointment.id)).where(Appointment.mechanic_id == m)) == 1
