@@ -6,7 +6,7 @@ from datetime import timedelta
 from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
-from autodoctor.services import lifecycle
+from autodoctor.services import appointments, lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def run_sweep(now=None):
             ConsultSession.ends_at <= now + timedelta(minutes=lifecycle.WARNING_MINUTES[0]),
             ConsultSession.warned_minutes.is_(None) | (ConsultSession.warned_minutes > lifecycle.WARNING_MINUTES[-1]))),
     ]
-    done = 0
+    done = appointments.expire_holds(now=now)  # checkout holds past their 15 minutes
+    db.session.commit()
     for transition, query in steps:
         for item_id in db.session.scalars(query.limit(500)).all():
             try:

@@ -83,3 +83,15 @@ def test_fifty_customers_choose_the_same_time_at_once_on_postgres(pg_app, monkey
     assert all(TEN_AM not in [s.starts_at for s in r.alternatives] for r in refused)
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count(Appointment.id)).where(Appointment.mechanic_id == m)) == 1
+
+
+def test_the_sweep_expires_holds_past_their_15_minutes(app):
+    from autodoctor.services import sweep
+
+    m = mechanic()
+    held = appointments.hold_slot(UserFactory("customer").id, m, plan(), TEN_AM, now=NOW)
+    db.session.commit()
+    assert sweep.run_sweep(now=NOW + timedelta(minutes=14)) == 0
+    assert sweep.run_sweep(now=NOW + timedelta(minutes=15)) == 1
+    db.session.expire_all()
+    assert db.session.get(Appointment, held.id).status == "expired"
