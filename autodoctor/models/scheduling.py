@@ -97,6 +97,10 @@ class Appointment(db.Model):
     hold_expires_at = db.Column(db.DateTime)
     customer_time_zone = db.Column(db.String(64), nullable=False, default="UTC")
     ics_sequence = db.Column(db.Integer, nullable=False, default=0)
+    booked_at = db.Column(db.DateTime)
+    # The last reminder sent or skipped (1440, 60, then 15 minutes before): each goes out once,
+    # and those already past when the booking was made never do.
+    last_reminder_minutes = db.Column(db.Integer)
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
 
     customer = db.relationship("User", foreign_keys=[customer_id])

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from autodoctor import clock
+from autodoctor import clock, jobs
 from autodoctor.extensions import db
 from autodoctor.models import Appointment, MechanicProfile, User
 from autodoctor.models.scheduling import APPOINTMENT_KINDS
@@ -18,6 +18,7 @@ from autodoctor.services import availability
 from autodoctor.services.errors import Conflict, NotFound, ValidationError
 
 HOLD_FOR = timedelta(minutes=15)
+REMINDER_MINUTES = (24 * 60, 60, 15)  # before the start, largest first
 TAKEN = "That time was just taken. Please pick another time."
 
 
@@ -51,6 +52,72 @@ def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer
         db.session.rollback()
         raise SlotTaken(_alternatives(mechanic_id, starts_at, plan.minutes, now)) from None
     return appointment
+
+
+def confirm(appointment_id, now=None):
+    """The held time is paid for: booked. Reminders already past (a booking made 30 minutes
+    ahead has no 24-hour or 1-hour reminder) are marked as done; the others are scheduled."""
+    from autodoctor.jobs import appointments as appointment_jobs
+
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None:
+        raise NotFound("That appointment does not exist.")
+    left = appointment.starts_at - now
+    passed = _passed(left)
+    booked = db.session.execute(
+        update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "held",
+                                  Appointment.hold_expires_at > now)
+        .values(status="booked", booked_at=now, last_reminder_minutes=passed),
+        execution_options={"synchronize_session": False}).rowcount
+    if not booked:
+        raise Conflict("The 15 minutes to pay for this time have run out. Please pick a time again.")
+    db.session.expire_all()
+    for minutes in REMINDER_MINUTES:
+        if passed is None or minutes < passed:
+            jobs.schedule(left - timedelta(minutes=minutes), appointment_jobs.send_reminder_job, appointment_id)
+    return db.session.get(Appointment, appointment_id)
+
+
+def send_due_reminder(appointment_id, now=None):
+    """Send the reminder that is due (24 h, 1 h or 15 min before), once: a guarded update of
+    `last_reminder_minutes`, so a job and the sweep never both send it. Returns its minutes."""
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    due = _due_minutes(appointment, now) if appointment is not None else None
+    if due is None or not db.session.execute(
+            update(Appointment).where(
+                Appointment.id == appointment_id, Appointment.status == "booked",
+                Appointment.last_reminder_minutes.is_(None) | (Appointment.last_reminder_minutes > due))
+            .values(last_reminder_minutes=due), execution_options={"synchronize_session": False}).rowcount:
+        return None
+    from autodoctor.services import notifications
+
+    notifications.appointment_reminder(appointment, due)
+    return due
+
+
+def reminders_due(now):
+    """Ids of booked appointments with a reminder due now (for the sweep)."""
+    candidates = db.session.scalars(db.select(Appointment).where(
+        Appointment.status == "booked", Appointment.starts_at > now,
+        Appointment.starts_at <= now + timedelta(minutes=REMINDER_MINUTES[0]),
+        Appointment.last_reminder_minutes.is_(None) | (Appointment.last_reminder_minutes > REMINDER_MINUTES[-1])))
+    return [a.id for a in candidates if _due_minutes(a, now) is not None]
+
+
+def _due_minutes(appointment, now):
+    """The reminder due for a booked appointment at `now` and not yet sent, or None."""
+    if appointment.status != "booked" or appointment.starts_at <= now:
+        return None
+    due = _passed(appointment.starts_at - now)
+    last = appointment.last_reminder_minutes
+    return due if due is not None and (last is None or last > due) else None
+
+
+def _passed(left):
+    """The smallest reminder mark already reached with `left` to go (None: 24 h or more)."""
+    return min((m for m in REMINDER_MINUTES if left <= timedelta(minutes=m)), default=None)
 
 
 def expire_holds(mechanic_id=None, now=None):

@@ -1,7 +1,7 @@
 """Demo data for `make run`: an admin, three mechanics, two customers."""
 from autodoctor.extensions import db
 from autodoctor.models import User
-from autodoctor.services import accounts, plans
+from autodoctor.services import accounts, plans, working_hours
 
 DEMO_PASSWORD = "autodoctor-demo"
 DEMO_USERS = (
@@ -26,5 +26,17 @@ def seed_demo():
         user = accounts.create_user(email, DEMO_PASSWORD, name, role=role, city="Toronto", country="CA")
         for key, value in profile.items():
             setattr(user.mechanic_profile, key, value)
+        if role == "mechanic":
+            seed_demo_availability(user)
     db.session.flush()
     return [(email, role) for email, _, role, _ in DEMO_USERS]
+
+
+DEMO_ZONES = {"lena@autodoctor.example": "America/Vancouver"}
+
+
+def seed_demo_availability(mechanic):
+    """Mon–Fri 09:00–12:00 and 13:00–17:00 in the mechanic's zone (Toronto; Lena: Vancouver)."""
+    db.session.flush()
+    mechanic.mechanic_profile.time_zone = DEMO_ZONES.get(mechanic.email, "America/Toronto")
+    working_hours.replace_week(mechanic.id, {day: [("09:00", "12:00"), ("13:00", "17:00")] for day in range(5)})

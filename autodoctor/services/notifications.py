@@ -71,3 +71,12 @@ def report_ready(report):
     queue_email(session.customer.email, subject, "emails/report.txt", report_id=report.id, session=session,
                 view=reports.view(report), updated=updated)
     report.emailed_at = clock.now()
+
+
+def appointment_reminder(appointment, minutes):
+    from autodoctor.services.availability import local
+
+    when = {1440: "tomorrow", 60: "in 1 hour", 15: "in 15 minutes"}[minutes]
+    queue_email(appointment.customer.email, f"Reminder: your AutoDoctor appointment is {when}",
+                "emails/appointment_reminder.txt", appointment=appointment, when=when,
+                starts=local(appointment.starts_at, appointment.customer_time_zone))

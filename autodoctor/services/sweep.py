@@ -31,11 +31,13 @@ def run_sweep(now=None):
             ConsultSession.status == "live", ConsultSession.ends_at > now,
             ConsultSession.ends_at <= now + timedelta(minutes=lifecycle.WARNING_MINUTES[0]),
             ConsultSession.warned_minutes.is_(None) | (ConsultSession.warned_minutes > lifecycle.WARNING_MINUTES[-1]))),
+        (appointments.send_due_reminder, appointments.reminders_due(now)),
     ]
     done = appointments.expire_holds(now=now)  # checkout holds past their 15 minutes
     db.session.commit()
     for transition, query in steps:
-        for item_id in db.session.scalars(query.limit(500)).all():
+        ids = query if isinstance(query, list) else db.session.scalars(query.limit(500)).all()
+        for item_id in ids:
             try:
                 if transition(item_id, now=now):
                     done += 1

@@ -29,6 +29,8 @@ def upgrade():
     sa.Column('hold_expires_at', sa.DateTime(), nullable=True),
     sa.Column('customer_time_zone', sa.String(length=64), nullable=False),
     sa.Column('ics_sequence', sa.Integer(), nullable=False),
+    sa.Column('booked_at', sa.DateTime(), nullable=True),
+    sa.Column('last_reminder_minutes', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.CheckConstraint("kind IN ('online', 'in_person')", name=op.f('ck_appointments_kind_valid')),
     sa.CheckConstraint("status IN ('held', 'booked', 'cancelled', 'completed', 'no_show', 'expired')", name=op.f('ck_appointments_status_valid')),

@@ -95,3 +95,78 @@ def test_the_sweep_expires_holds_past_their_15_minutes(app):
     assert sweep.run_sweep(now=NOW + timedelta(minutes=15)) == 1
     db.session.expire_all()
     assert db.session.get(Appointment, held.id).status == "expired"
+
+
+def booked(starts_at, now, customer_email=None):
+    m = mechanic()
+    customer = UserFactory("customer", customer_email)
+    held = appointments.hold_slot(customer.id, m, plan(), starts_at, customer_time_zone="Europe/London", now=now)
+    appointments.confirm(held.id, now=now)
+    db.session.commit()
+    return held.id
+
+
+def reminder_mails(app):
+    from autodoctor.models import OutboxEmail
+
+    return [e.subject for e in db.session.scalars(sa.select(OutboxEmail).where(
+        OutboxEmail.subject.like("Reminder:%")).order_by(OutboxEmail.id))]
+
+
+@pytest.mark.parametrize("via", ["job", "sweep"])
+def test_reminders_at_24_hours_1_hour_and_15_minutes_once_each(app, via):
+    from autodoctor.services import sweep
+
+    appointment_id = booked(TEN_AM, NOW)
+
+    def at(moment):
+        if via == "job":
+            sent = appointments.send_due_reminder(appointment_id, now=moment)
+            db.session.commit()
+            return sent
+        return sweep.run_sweep(now=moment)
+
+    assert not at(TEN_AM - timedelta(hours=24, seconds=1))
+    assert at(TEN_AM - timedelta(hours=24))
+    assert not at(TEN_AM - timedelta(hours=2)), "the 24-hour reminder goes out once"
+    assert at(TEN_AM - timedelta(minutes=60))
+    assert at(TEN_AM - timedelta(minutes=14))
+    assert not at(TEN_AM - timedelta(minutes=5))
+    assert reminder_mails(app) == ["Reminder: your AutoDoctor appointment is tomorrow",
+                                   "Reminder: your AutoDoctor appointment is in 1 hour",
+                                   "Reminder: your AutoDoctor appointment is in 15 minutes"]
+
+
+@pytest.mark.parametrize("ahead, expected", [
+    (timedelta(hours=2), ["in 1 hour", "in 15 minutes"]),  # the minimum notice for customers
+    (timedelta(minutes=30), ["in 15 minutes"]),  # e.g. a time an admin arranged
+])
+def test_a_late_booking_gets_only_the_reminders_still_ahead(app, ahead, expected):
+    from autodoctor.services import sweep
+
+    customer, m = UserFactory("customer"), mechanic()
+    appointment = Appointment(customer_id=customer.id, mechanic_id=m, plan_id=plan().id, status="held",
+                              starts_at=TEN_AM, ends_at=TEN_AM + timedelta(minutes=45),
+                              hold_expires_at=TEN_AM - ahead + timedelta(minutes=15))
+    db.session.add(appointment)
+    db.session.commit()
+    appointments.confirm(appointment.id, now=TEN_AM - ahead)
+    db.session.commit()
+    for moment in (TEN_AM - ahead, TEN_AM - timedelta(minutes=60), TEN_AM - timedelta(minutes=15)):
+        sweep.run_sweep(now=moment)
+    assert reminder_mails(app) == [f"Reminder: your AutoDoctor appointment is {when}" for when in expected]
+
+
+def test_a_lost_job_is_caught_by_the_sweep_and_the_hold_must_still_be_live(app):
+    from autodoctor.services import sweep
+    from autodoctor.services.errors import Conflict
+
+    appointment_id = booked(TEN_AM, NOW)
+    # No job ran at 24 hours (the worker was down); the sweep an hour later sends it.
+    assert sweep.run_sweep(now=TEN_AM - timedelta(hours=23)) == 1
+    assert reminder_mails(app) == ["Reminder: your AutoDoctor appointment is tomorrow"]
+    held = appointments.hold_slot(UserFactory("customer").id, mechanic(), plan(), TEN_AM, now=NOW)
+    db.session.commit()
+    with pytest.raises(Conflict, match="run out"):
+        appointments.confirm(held.id, now=NOW + timedelta(minutes=15))
+    assert appointment_id
