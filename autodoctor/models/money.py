@@ -5,23 +5,26 @@ from autodoctor.extensions import db
 from autodoctor.models._types import one_of
 
 PAYMENT_STATUSES = ("open", "paid", "failed", "refunded")
-PAYMENT_PURPOSES = ("session", "extension")
+PAYMENT_PURPOSES = ("session", "extension", "appointment")
 LEDGER_KINDS = ("payment", "refund", "platform_fee", "mechanic_earning")
 
 
 class Payment(db.Model):
-    """One checkout: for an intake (purpose `session`, which opens the session) or for more
-    time in a live session (purpose `extension`). Its amount is copied from the plan on the
-    server."""
+    """One checkout: for an intake (purpose `session`, which opens the session), for more
+    time in a live session (`extension`) or for a scheduled appointment (`appointment`: the
+    plan's price online, a deposit for an in-person visit). Its amount is copied from the
+    plan on the server."""
 
     __tablename__ = "payments"
     __table_args__ = (
         one_of("status", PAYMENT_STATUSES),
         one_of("purpose", PAYMENT_PURPOSES),
         db.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
-        db.CheckConstraint("purpose = 'extension' OR intake_id IS NOT NULL", name="session_payment_has_intake"),
-        db.CheckConstraint("purpose = 'session' OR (session_id IS NOT NULL AND minutes > 0)",
+        db.CheckConstraint("purpose <> 'session' OR intake_id IS NOT NULL", name="session_payment_has_intake"),
+        db.CheckConstraint("purpose <> 'extension' OR (session_id IS NOT NULL AND minutes > 0)",
                            name="extension_payment_has_session"),
+        db.CheckConstraint("purpose <> 'appointment' OR appointment_id IS NOT NULL",
+                           name="appointment_payment_has_appointment"),
         # One payment opens a session; any number of extensions may follow it.
         db.Index("uq_payments_session_purpose_session", "session_id", unique=True,
                  postgresql_where=text("purpose = 'session'"), sqlite_where=text("purpose = 'session'")),
@@ -34,6 +37,7 @@ class Payment(db.Model):
     plan_id = db.Column(db.Integer, db.ForeignKey("plans.id"), nullable=False)
     session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), index=True)
     minutes = db.Column(db.Integer)  # extension payments: the minutes bought
+    appointment_id = db.Column(db.Integer, db.ForeignKey("appointments.id"), index=True)
     amount_cents = db.Column(db.Integer, nullable=False)
     currency = db.Column(db.String(3), nullable=False, default="usd")
     status = db.Column(db.String(10), nullable=False, default="open")
@@ -48,11 +52,15 @@ class Payment(db.Model):
     intake = db.relationship("Intake")
     session = db.relationship("ConsultSession")
     customer = db.relationship("User")
+    appointment = db.relationship("Appointment")
 
     @property
     def description(self):
         if self.purpose == "extension":
             return f"+{self.minutes} minutes — {self.plan.name}"
+        if self.purpose == "appointment":
+            kind = "in-person visit deposit" if self.appointment.kind == "in_person" else "appointment"
+            return f"{self.plan.name} {kind}"
         return self.plan.name
 
 

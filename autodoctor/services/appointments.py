@@ -54,15 +54,20 @@ def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer
     return appointment
 
 
-def confirm(appointment_id, now=None):
-    """The held time is paid for: booked. Reminders already past (a booking made 30 minutes
-    ahead has no 24-hour or 1-hour reminder) are marked as done; the others are scheduled."""
+def confirm(appointment_id, now=None, rehold=False):
+    """The held time is paid for: booked. With `rehold`, a hold that ran out is taken again
+    first if the time is still free (SlotTaken otherwise). Reminders already past (a booking
+    made 30 minutes ahead has no 24-hour or 1-hour reminder) are marked as done; the others
+    are scheduled."""
     from autodoctor.jobs import appointments as appointment_jobs
 
     now = now or clock.now()
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None:
         raise NotFound("That appointment does not exist.")
+    if rehold and (appointment.status == "expired" or (
+            appointment.status == "held" and appointment.hold_expires_at <= now)):
+        _hold_again(appointment, now)
     left = appointment.starts_at - now
     passed = _passed(left)
     booked = db.session.execute(
@@ -118,6 +123,21 @@ def _due_minutes(appointment, now):
 def _passed(left):
     """The smallest reminder mark already reached with `left` to go (None: 24 h or more)."""
     return min((m for m in REMINDER_MINUTES if left <= timedelta(minutes=m)), default=None)
+
+
+def _hold_again(appointment, now):
+    _lock_mechanic(appointment.mechanic_id)
+    expire_holds(appointment.mechanic_id, now)
+    db.session.refresh(appointment)  # the bulk update above may have just expired it
+    minutes = int((appointment.ends_at - appointment.starts_at).total_seconds() // 60)
+    if not availability.is_bookable(appointment.mechanic_id, appointment.starts_at, minutes, now):
+        raise SlotTaken(_alternatives(appointment.mechanic_id, appointment.starts_at, minutes, now))
+    appointment.status, appointment.hold_expires_at = "held", now + HOLD_FOR
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise SlotTaken(_alternatives(appointment.mechanic_id, appointment.starts_at, minutes, now)) from None
 
 
 def expire_holds(mechanic_id=None, now=None):

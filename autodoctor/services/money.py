@@ -68,9 +68,9 @@ def session_entries(session_id):
         db.select(LedgerEntry).where(LedgerEntry.session_id == session_id).order_by(LedgerEntry.id)).all()
 
 
-def record_orphan_refund(payment):
-    """A payment that could not become a session: in and straight back out."""
+def record_orphan_refund(payment, reason):
+    """A payment that could not become a session (or a booking): in and straight back out."""
     _post(None, payment.id, "Payment received", (CUSTOMER, "payment", -payment.amount_cents),
           (ESCROW, "payment", payment.amount_cents))
-    _post(None, payment.id, "Refund: customer already had an active session",
+    _post(None, payment.id, f"Refund: {reason}",
           (ESCROW, "refund", -payment.amount_cents), (CUSTOMER, "refund", payment.amount_cents))

@@ -52,6 +52,25 @@ def start_extension_checkout(session_id, customer_id, success_url_for, cancel_ur
     return url
 
 
+def start_appointment_checkout(appointment, success_url_for, cancel_url):
+    """Checkout for a held appointment: the plan's price online, the deposit in person.
+    Returns the URL, or None when nothing is due (a free plan): then it is booked at once."""
+    from autodoctor.services import appointments
+
+    amount = plans.appointment_charge_cents(appointment.plan, appointment.kind)
+    payment = Payment(purpose="appointment", customer_id=appointment.customer_id, appointment=appointment,
+                      plan=appointment.plan, amount_cents=amount, currency="usd",
+                      provider="free" if not amount else ("stripe" if stripe_gateway.live_mode() else "test_checkout"))
+    db.session.add(payment)
+    db.session.flush()
+    if not amount:
+        payment.checkout_id, payment.status, payment.paid_at = f"free_{payment.id}", "paid", clock.now()
+        appointments.confirm(appointment.id)
+        return None
+    url, payment.checkout_id = stripe_gateway.create_checkout(payment, success_url_for(payment.id), cancel_url)
+    return url
+
+
 def get_payment(payment_id, customer_id):
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.customer_id != customer_id:
@@ -73,6 +92,8 @@ def fulfil_payment(payment_id, payment_intent_id=None):
     payment = db.session.get(Payment, payment_id)
     if payment.purpose == "extension":
         return _fulfil_extension(payment)
+    if payment.purpose == "appointment":
+        return _fulfil_appointment(payment)
     if lifecycle.active_session_for_customer(payment.customer_id):
         # Paid twice from two tabs: the second payment goes straight back.
         payment.status = "refunded"
@@ -104,6 +125,26 @@ def _fulfil_extension(payment):
     timeline.record(payment.session_id, "refunded", f"Extension refunded ({refunded} cents): the session had ended")
     refund_with_provider(payment.session_id, refunded, payment=payment)
     return None
+
+
+def _fulfil_appointment(payment):
+    """Paid: the held time becomes a booking (held again first if the 15 minutes ran out while
+    the time is still free). If someone else took the time meanwhile, the money goes straight
+    back. Returns the appointment, or None."""
+    from autodoctor.services import appointments, notifications
+    from autodoctor.services.errors import ServiceError
+
+    try:
+        appointment = appointments.confirm(payment.appointment_id, rehold=True)
+    except ServiceError:
+        payment.status = "refunded"
+        refund_with_provider(None, payment.amount_cents, payment=payment,
+                             reason="the time was taken before the payment arrived")
+        log.warning("appointment payment %s refunded: the time was taken", payment.id)
+        return None
+    money.record_payment(payment)
+    notifications.payment_received(payment)
+    return appointment
 
 
 def handle_stripe_event(event):
@@ -167,14 +208,14 @@ def pay_with_test_card(payment, card_number):
     return True
 
 
-def refund_with_provider(session_id, amount_cents, payment=None):
+def refund_with_provider(session_id, amount_cents, payment=None, reason="customer already had an active session"):
     """Send a refund recorded in the ledger back through the payment provider."""
     if payment is None:
         payment = db.session.scalar(db.select(Payment).where(Payment.session_id == session_id))
     if payment is None or not amount_cents:
         return
     if session_id is None:  # never became a session: record the money in and straight out
-        money.record_orphan_refund(payment)
+        money.record_orphan_refund(payment, reason)
     if payment.provider == "stripe":
         from autodoctor.jobs.payments import refund_payment_job
 

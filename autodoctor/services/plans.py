@@ -4,6 +4,7 @@ from autodoctor.models import Plan
 from autodoctor.services.errors import NotFound
 
 EXTENSION_MINUTES = 15
+IN_PERSON_DEPOSIT_CENTS = 1500  # paid when an in-person visit is booked; the balance after service
 DEFAULT_PLANS = (
     # code, name, price_cents, minutes, kind, features, max_photos, +15 min price (None: no extension)
     ("free", "Free Session", 0, 5, "chat", "Text chat", 1, None),
@@ -38,3 +39,8 @@ def get_plan(code):
 
 def format_price(cents):
     return "Free" if cents == 0 else f"${cents // 100}.{cents % 100:02d}"
+
+
+def appointment_charge_cents(plan, kind):
+    """What booking an appointment charges now: the plan's price online, the deposit in person."""
+    return min(IN_PERSON_DEPOSIT_CENTS, plan.price_cents) if kind == "in_person" else plan.price_cents

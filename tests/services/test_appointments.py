@@ -170,3 +170,67 @@ def test_a_lost_job_is_caught_by_the_sweep_and_the_hold_must_still_be_live(app):
     with pytest.raises(Conflict, match="run out"):
         appointments.confirm(held.id, now=NOW + timedelta(minutes=15))
     assert appointment_id
+
+
+def checkout(app, appointment):
+    from autodoctor.models import Payment
+    from autodoctor.services import payments
+
+    url = payments.start_appointment_checkout(appointment, lambda pid: f"http://localhost/ok/{pid}", "http://x/")
+    db.session.commit()
+    return url, db.session.scalar(sa.select(Payment).where(Payment.appointment_id == appointment.id))
+
+
+def pay(app, payment):
+    from tests.factories import checkout_completed_event, signed
+
+    payload, headers = signed(checkout_completed_event(payment))
+    response = app.test_client().post("/webhooks/stripe", data=payload, headers=headers)
+    assert response.status_code == 200
+    db.session.expire_all()
+    return response.get_json()["outcome"]
+
+
+@pytest.mark.parametrize("kind, amount", [("online", 2999), ("in_person", 1500)])
+def test_paying_for_a_held_time_books_it_through_the_same_webhook(app, kind, amount):
+    from autodoctor import clock
+    from autodoctor.models import LedgerEntry, OutboxEmail
+
+    clock.set(NOW)
+    customer = UserFactory("customer", "booker@example.com")
+    appointment = appointments.hold_slot(customer.id, mechanic(), plan(), TEN_AM, kind=kind)
+    url, payment = checkout(app, appointment)
+    assert url.endswith(f"/customer/checkout/{payment.id}/test") and payment.amount_cents == amount
+    assert pay(app, payment) == "fulfilled"
+    assert db.session.get(Appointment, appointment.id).status == "booked"
+    legs = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.payment_id == payment.id)).all()
+    assert sorted(e.amount_cents for e in legs) == [-amount, amount]
+    receipt = db.session.scalar(sa.select(OutboxEmail).where(OutboxEmail.subject.like("Receipt:%")))
+    assert "Your appointment is booked" in receipt.body_text
+    assert ("balance is paid after the service" in receipt.body_text) == (kind == "in_person")
+
+
+def test_payment_after_the_hold_ran_out_books_if_free_and_refunds_if_taken(app):
+    from autodoctor import clock
+    from autodoctor.models import LedgerEntry, Payment
+
+    clock.set(NOW)
+    m = mechanic()
+    slow = appointments.hold_slot(UserFactory("customer").id, m, plan(), TEN_AM)
+    _, slow_payment = checkout(app, slow)
+    clock.set(NOW + timedelta(minutes=20))  # the hold ran out; the time is still free
+    assert pay(app, slow_payment) == "fulfilled"
+    assert db.session.get(Appointment, slow.id).status == "booked"
+
+    clock.set(NOW)
+    slower = appointments.hold_slot(UserFactory("customer").id, m, plan(), TEN_AM + timedelta(hours=2))
+    _, slower_payment = checkout(app, slower)
+    clock.set(NOW + timedelta(minutes=20))
+    appointments.hold_slot(UserFactory("customer").id, m, plan(), TEN_AM + timedelta(hours=2))  # taken meanwhile
+    db.session.commit()
+    assert pay(app, slower_payment) == "no-op"
+    assert db.session.get(Payment, slower_payment.id).status == "refunded"
+    assert db.session.get(Appointment, slower.id).status == "expired"
+    legs = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.payment_id == slower_payment.id)).all()
+    assert sum(e.amount_cents for e in legs) == 0 and {e.kind for e in legs} == {"payment", "refund"}
+    assert any("the time was taken" in e.memo for e in legs)
