@@ -6,7 +6,7 @@ from autodoctor.models._types import one_of
 
 PAYMENT_STATUSES = ("open", "paid", "failed", "refunded")
 PAYMENT_PURPOSES = ("session", "extension", "appointment")
-LEDGER_KINDS = ("payment", "refund", "platform_fee", "mechanic_earning")
+LEDGER_KINDS = ("payment", "refund", "platform_fee", "mechanic_earning", "credit")
 
 
 class Payment(db.Model):

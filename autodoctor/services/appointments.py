@@ -18,6 +18,10 @@ from autodoctor.services import availability
 from autodoctor.services.errors import Conflict, NotFound, ValidationError
 
 HOLD_FOR = timedelta(minutes=15)
+NO_SHOW_GRACE = timedelta(minutes=10)
+FULL_REFUND_BEFORE = timedelta(hours=24)  # cancelled earlier: refunded in full minus the fee
+PARTIAL_REFUND_BEFORE = timedelta(hours=2)  # cancelled earlier: 75% back; later (or no-show): 50% credit
+CANCELLATION_FEE_CENTS = 500
 REMINDER_MINUTES = (24 * 60, 60, 15)  # before the start, largest first
 TAKEN = "That time was just taken. Please pick another time."
 
@@ -158,3 +162,58 @@ def _alternatives(mechanic_id, around, minutes, now, count=6):
     """The next free times from the same day on: what the customer picks from instead."""
     day_start = around.replace(hour=0, minute=0, second=0, microsecond=0)
     return availability.slots(mechanic_id, day_start, day_start + timedelta(days=7), minutes, now)[:count]
+
+
+def cancellation_terms(paid_cents, left):
+    """(refund, account credit, flat fee) in cents for a cancellation `left` before the start
+    (DESIGN: 24 h+ full refund minus $5; 2–24 h 75%; under 2 h or no-show 50% as credit)."""
+    if left >= FULL_REFUND_BEFORE:
+        fee = min(CANCELLATION_FEE_CENTS, paid_cents)
+        return paid_cents - fee, 0, fee
+    if left >= PARTIAL_REFUND_BEFORE:
+        return (paid_cents * 75 + 50) // 100, 0, 0
+    return 0, (paid_cents + 1) // 2, 0
+
+
+def cancel(appointment_id, customer_id, now=None):
+    """The customer cancels a booked appointment; the money moves per the tiers. Returns
+    (refund, credit) in cents."""
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.customer_id != customer_id:
+        raise NotFound("That appointment does not exist.")
+    if appointment.starts_at <= now:
+        raise Conflict("This appointment has already started; it can no longer be cancelled.")
+    return _close(appointment, "cancelled", appointment.starts_at - now)
+
+
+def mark_no_show(appointment_id, mechanic_id, now=None):
+    """The customer did not come: after 10 minutes' grace the mechanic closes it (50% credit)."""
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.mechanic_id != mechanic_id:
+        raise NotFound("That appointment does not exist.")
+    if now < appointment.starts_at + NO_SHOW_GRACE:
+        raise Conflict("Give the customer 10 minutes after the start before marking a no-show.")
+    return _close(appointment, "no_show", timedelta(0))
+
+
+def _close(appointment, status, left):
+    from autodoctor.models import Payment
+    from autodoctor.services import money, payments
+
+    if not db.session.execute(
+            update(Appointment).where(Appointment.id == appointment.id, Appointment.status == "booked")
+            .values(status=status, ics_sequence=Appointment.ics_sequence + 1),
+            execution_options={"synchronize_session": False}).rowcount:
+        raise Conflict("This appointment is not booked, so it cannot be cancelled now.")
+    db.session.expire_all()
+    payment = db.session.scalar(db.select(Payment).where(
+        Payment.appointment_id == appointment.id, Payment.status == "paid"))
+    if payment is None:
+        return 0, 0
+    refund, credit, fee = cancellation_terms(payment.amount_cents, left)
+    money.settle_cancelled_appointment(payment, appointment.mechanic_id, refund, credit, fee)
+    if refund:
+        payments.send_refund_later(payment, refund)
+    return refund, credit

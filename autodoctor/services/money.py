@@ -74,3 +74,29 @@ def record_orphan_refund(payment, reason):
           (ESCROW, "payment", payment.amount_cents))
     _post(None, payment.id, f"Refund: {reason}",
           (ESCROW, "refund", -payment.amount_cents), (CUSTOMER, "refund", payment.amount_cents))
+
+
+def credit_account(customer_id):
+    return f"credit:{customer_id}"
+
+
+def held_for_payment(payment_id):
+    """What escrow still holds of one payment (appointments are paid before any session)."""
+    return db.session.scalar(
+        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
+        .where(LedgerEntry.payment_id == payment_id, LedgerEntry.account == ESCROW)) or 0
+
+
+def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_cents=0, fee_cents=0):
+    """Empty the escrow of a cancelled appointment's payment in one balanced transaction: a
+    refund to the customer, account credit, a flat fee to the platform, and whatever is left
+    split like a session (platform fee, the mechanic the rest)."""
+    held = held_for_payment(payment.id)
+    kept = held - refund_cents - credit_cents - fee_cents
+    assert kept >= 0, "a cancellation cannot pay out more than was paid"
+    platform, earning = split(kept, current_app.config.get("PLATFORM_FEE_PERCENT", 20))
+    legs = [(ESCROW, "refund", -refund_cents), (CUSTOMER, "refund", refund_cents),
+            (ESCROW, "credit", -credit_cents), (credit_account(payment.customer_id), "credit", credit_cents),
+            (ESCROW, "platform_fee", -(fee_cents + platform)), (PLATFORM, "platform_fee", fee_cents + platform),
+            (ESCROW, "mechanic_earning", -earning), (mechanic_account(mechanic_id), "mechanic_earning", earning)]
+    _post(None, payment.id, f"Cancellation of {payment.description}", *[leg for leg in legs if leg[2]])

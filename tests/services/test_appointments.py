@@ -234,3 +234,58 @@ def test_payment_after_the_hold_ran_out_books_if_free_and_refunds_if_taken(app):
     legs = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.payment_id == slower_payment.id)).all()
     assert sum(e.amount_cents for e in legs) == 0 and {e.kind for e in legs} == {"payment", "refund"}
     assert any("the time was taken" in e.memo for e in legs)
+
+
+@pytest.mark.parametrize("before, refund, credit, platform, mechanic_gets", [
+    (timedelta(hours=24), 2499, 0, 500, 0),           # 24 h+: all back but the $5 fee
+    (timedelta(hours=23, minutes=59), 2249, 0, 150, 600),  # 2–24 h: 75% back; 25% split 20/80
+    (timedelta(hours=2), 2249, 0, 150, 600),
+    (timedelta(hours=1, minutes=59), 0, 1500, 300, 1199),  # under 2 h: 50% as credit
+])
+def test_cancellation_tiers_move_the_money_and_balance(app, before, refund, credit, platform, mechanic_gets):
+    from autodoctor import clock
+    from autodoctor.models import LedgerEntry
+    from autodoctor.services import money
+
+    clock.set(NOW)
+    customer, m = UserFactory("customer"), mechanic()
+    appointment = appointments.hold_slot(customer.id, m, plan(), TEN_AM)
+    _, payment = checkout(app, appointment)
+    assert pay(app, payment) == "fulfilled"
+    clock.set(TEN_AM - before)
+    assert appointments.cancel(appointment.id, customer.id) == (refund, credit)
+    db.session.commit()
+    rows = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.payment_id == payment.id)).all()
+    by_account = {}
+    for row in rows:
+        by_account[row.account] = by_account.get(row.account, 0) + row.amount_cents
+    assert sum(by_account.values()) == 0 and by_account[money.ESCROW] == 0
+    assert by_account[money.CUSTOMER] == -2999 + refund
+    assert by_account.get(money.credit_account(customer.id), 0) == credit
+    assert by_account.get(money.PLATFORM, 0) == platform
+    assert by_account.get(money.mechanic_account(m), 0) == mechanic_gets
+    assert db.session.get(Appointment, appointment.id).status == "cancelled"
+    assert db.session.get(Appointment, appointment.id).ics_sequence == 1
+    with pytest.raises(Exception, match="not booked"):
+        appointments.cancel(appointment.id, customer.id)
+
+
+def test_no_show_after_ten_minutes_gives_half_as_credit(app):
+    from autodoctor import clock
+    from autodoctor.services import money
+    from autodoctor.services.errors import Conflict
+
+    clock.set(NOW)
+    customer, m = UserFactory("customer"), mechanic()
+    appointment = appointments.hold_slot(customer.id, m, plan(), TEN_AM)
+    _, payment = checkout(app, appointment)
+    pay(app, payment)
+    with pytest.raises(Conflict, match="10 minutes"):
+        appointments.mark_no_show(appointment.id, m, now=TEN_AM + timedelta(minutes=9))
+    db.session.rollback()
+    with pytest.raises(NotFound):
+        appointments.mark_no_show(appointment.id, customer.id, now=TEN_AM + timedelta(minutes=10))
+    assert appointments.mark_no_show(appointment.id, m, now=TEN_AM + timedelta(minutes=10)) == (0, 1500)
+    db.session.commit()
+    assert db.session.get(Appointment, appointment.id).status == "no_show"
+    assert money.held_for_payment(payment.id) == 0
