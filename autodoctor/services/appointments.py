@@ -63,8 +63,6 @@ def confirm(appointment_id, now=None, rehold=False):
     first if the time is still free (SlotTaken otherwise). Reminders already past (a booking
     made 30 minutes ahead has no 24-hour or 1-hour reminder) are marked as done; the others
     are scheduled."""
-    from autodoctor.jobs import appointments as appointment_jobs
-
     now = now or clock.now()
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None:
@@ -82,10 +80,19 @@ def confirm(appointment_id, now=None, rehold=False):
     if not booked:
         raise Conflict("The 15 minutes to pay for this time have run out. Please pick a time again.")
     db.session.expire_all()
+    _schedule_reminders(appointment_id, left)
+    return db.session.get(Appointment, appointment_id)
+
+
+def _schedule_reminders(appointment_id, left):
+    """A job for each reminder still ahead, `left` before the start (the sweep backs them up;
+    a job whose reminder is no longer due does nothing)."""
+    from autodoctor.jobs import appointments as appointment_jobs
+
+    passed = _passed(left)
     for minutes in REMINDER_MINUTES:
         if passed is None or minutes < passed:
             jobs.schedule(left - timedelta(minutes=minutes), appointment_jobs.send_reminder_job, appointment_id)
-    return db.session.get(Appointment, appointment_id)
 
 
 def send_due_reminder(appointment_id, now=None):
@@ -217,3 +224,33 @@ def _close(appointment, status, left):
     if refund:
         payments.send_refund_later(payment, refund)
     return refund, credit
+
+
+def reschedule(appointment_id, customer_id, starts_at, now=None):
+    """Move a booked appointment to another free time of the same mechanic, up to 2 hours
+    before it starts. The invite keeps its UID with a higher sequence; reminders start over."""
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.customer_id != customer_id:
+        raise NotFound("That appointment does not exist.")
+    if appointment.status != "booked":
+        raise Conflict("Only a booked appointment can be moved.")
+    if appointment.starts_at - now < PARTIAL_REFUND_BEFORE:
+        raise Conflict("Appointments can be moved up to 2 hours before they start.")
+    minutes = int((appointment.ends_at - appointment.starts_at).total_seconds() // 60)
+    _lock_mechanic(appointment.mechanic_id)
+    expire_holds(appointment.mechanic_id, now)
+    if not availability.is_bookable(appointment.mechanic_id, starts_at, minutes, now, moving=appointment_id):
+        raise SlotTaken(_alternatives(appointment.mechanic_id, starts_at, minutes, now))
+    left = starts_at - now
+    moved = db.session.execute(
+        update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked",
+                                  Appointment.starts_at == appointment.starts_at)
+        .values(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes),
+                ics_sequence=Appointment.ics_sequence + 1, last_reminder_minutes=_passed(left)),
+        execution_options={"synchronize_session": False}).rowcount
+    if not moved:
+        raise Conflict("This appointment changed meanwhile. Please try again.")
+    db.session.expire_all()
+    _schedule_reminders(appointment_id, left)
+    return db.session.get(Appointment, appointment_id)

@@ -29,19 +29,20 @@ class Slot:
     ends_at: datetime
 
 
-def slots(mechanic_id, window_start, window_end, minutes=SLOT_MINUTES, now=None):
+def slots(mechanic_id, window_start, window_end, minutes=SLOT_MINUTES, now=None, moving=None):
     """The bookable slots of one mechanic starting in [window_start, window_end) (naive UTC),
-    each `minutes` long (a 45- or 60-minute plan needs that much free time from a slot start)."""
-    return slots_for_mechanics([mechanic_id], window_start, window_end, minutes, now).get(mechanic_id, [])
+    each `minutes` long (a 45- or 60-minute plan needs that much free time from a slot start).
+    `moving`: the id of an appointment being rescheduled, whose own time does not count."""
+    return slots_for_mechanics([mechanic_id], window_start, window_end, minutes, now, moving).get(mechanic_id, [])
 
 
-def is_bookable(mechanic_id, starts_at, minutes=SLOT_MINUTES, now=None):
+def is_bookable(mechanic_id, starts_at, minutes=SLOT_MINUTES, now=None, moving=None):
     """True if an appointment of `minutes` may start at `starts_at` (naive UTC) now."""
     return Slot(starts_at, starts_at + timedelta(minutes=minutes)) in slots(
-        mechanic_id, starts_at, starts_at + timedelta(seconds=1), minutes, now)
+        mechanic_id, starts_at, starts_at + timedelta(seconds=1), minutes, now, moving)
 
 
-def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MINUTES, now=None):
+def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MINUTES, now=None, moving=None):
     """{mechanic id: [Slot, ...]} for many mechanics in five queries, whatever their number."""
     now = now or clock.now()
     ids = list(dict.fromkeys(mechanic_ids))
@@ -66,7 +67,7 @@ def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MIN
     booked = _grouped(db.session.execute(db.select(
         Appointment.mechanic_id, Appointment.starts_at, Appointment.ends_at).where(
         Appointment.mechanic_id.in_(ids), Appointment.ends_at > window_start - reach,
-        Appointment.starts_at < window_end + reach, _holding(now))))
+        Appointment.starts_at < window_end + reach, _holding(now), Appointment.id != (moving or 0))))
     return {mechanic_id: _free_slots(profiles[mechanic_id], overrides.get(mechanic_id, {}),
                                      weekly.get(mechanic_id, {}), away.get(mechanic_id, []),
                                      booked.get(mechanic_id, []), window_start, window_end,

@@ -289,3 +289,40 @@ def test_no_show_after_ten_minutes_gives_half_as_credit(app):
     db.session.commit()
     assert db.session.get(Appointment, appointment.id).status == "no_show"
     assert money.held_for_payment(payment.id) == 0
+
+
+def test_reschedule_keeps_the_invite_uid_raises_its_sequence_and_restarts_reminders(app):
+    from autodoctor import clock
+    from autodoctor.services import invites
+    from tests.services.test_invites import parse
+
+    clock.set(NOW)
+    customer, m = UserFactory("customer"), mechanic()
+    appointment = appointments.hold_slot(customer.id, m, plan(), TEN_AM)
+    _, payment = checkout(app, appointment)
+    pay(app, payment)
+    other = appointments.hold_slot(UserFactory("customer").id, m, plan(), TEN_AM + timedelta(hours=2))
+    appointments.confirm(other.id)  # someone else's booking
+    db.session.commit()
+    _, before = parse(invites.ics(db.session.get(Appointment, appointment.id)))
+
+    clock.set(TEN_AM - timedelta(hours=20))
+    assert appointments.send_due_reminder(appointment.id) == 1440  # the 24-hour reminder has gone out
+    db.session.commit()
+    with pytest.raises(SlotTaken):
+        appointments.reschedule(appointment.id, customer.id, TEN_AM + timedelta(hours=2))
+    db.session.rollback()
+    # Half an hour later overlaps its own current time only: allowed.
+    moved = appointments.reschedule(appointment.id, customer.id, TEN_AM + timedelta(minutes=30) + timedelta(days=1))
+    db.session.commit()
+    assert (moved.starts_at, moved.ics_sequence, moved.last_reminder_minutes) == (
+        TEN_AM + timedelta(days=1, minutes=30), 1, None)
+    _, after = parse(invites.ics(moved))
+    assert str(after["uid"]) == str(before["uid"]) and int(after["sequence"]) == int(before["sequence"]) + 1
+    same_day = appointments.reschedule(appointment.id, customer.id, TEN_AM + timedelta(days=1))
+    db.session.commit()
+    assert same_day.ics_sequence == 2
+
+    clock.set(TEN_AM + timedelta(days=1) - timedelta(hours=1, minutes=59))
+    with pytest.raises(Exception, match="up to 2 hours"):
+        appointments.reschedule(appointment.id, customer.id, TEN_AM + timedelta(days=2))
