@@ -107,6 +107,10 @@ class Appointment(db.Model):
     mechanic = db.relationship("User", foreign_keys=[mechanic_id])
     plan = db.relationship("Plan")
 
+    @property
+    def minutes(self):
+        return int((self.ends_at - self.starts_at).total_seconds() // 60)
+
 
 event.listen(Appointment.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS btree_gist").execute_if(dialect="postgresql"))

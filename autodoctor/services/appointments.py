@@ -140,7 +140,7 @@ def _hold_again(appointment, now):
     _lock_mechanic(appointment.mechanic_id)
     expire_holds(appointment.mechanic_id, now)
     db.session.refresh(appointment)  # the bulk update above may have just expired it
-    minutes = int((appointment.ends_at - appointment.starts_at).total_seconds() // 60)
+    minutes = appointment.minutes
     if not availability.is_bookable(appointment.mechanic_id, appointment.starts_at, minutes, now):
         raise SlotTaken(_alternatives(appointment.mechanic_id, appointment.starts_at, minutes, now))
     appointment.status, appointment.hold_expires_at = "held", now + HOLD_FOR
@@ -237,7 +237,7 @@ def reschedule(appointment_id, customer_id, starts_at, now=None):
         raise Conflict("Only a booked appointment can be moved.")
     if appointment.starts_at - now < PARTIAL_REFUND_BEFORE:
         raise Conflict("Appointments can be moved up to 2 hours before they start.")
-    minutes = int((appointment.ends_at - appointment.starts_at).total_seconds() // 60)
+    minutes = appointment.minutes
     _lock_mechanic(appointment.mechanic_id)
     expire_holds(appointment.mechanic_id, now)
     if not availability.is_bookable(appointment.mechanic_id, starts_at, minutes, now, moving=appointment_id):
