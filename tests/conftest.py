@@ -154,6 +154,26 @@ def pg_app(tmp_path, pg_url):
 
 
 @pytest.fixture
+def smtp_server(app):
+    """A real SMTP server (aiosmtpd) the app delivers to."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message as MessageHandler
+
+    mailbox = []
+
+    class Collect(MessageHandler):
+        def handle_message(self, message):
+            mailbox.append(message)
+
+    port = free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -17,3 +17,7 @@ class OutboxEmail(db.Model):
     sent_at = db.Column(db.DateTime)
     error = db.Column(db.String(500))
     report_id = db.Column(db.Integer, db.ForeignKey("diagnostic_reports.id", ondelete="SET NULL"), index=True)
+    # A small attachment fixed when the e-mail was written (an appointment's .ics invite).
+    attachment_name = db.Column(db.String(100))
+    attachment_type = db.Column(db.String(80))
+    attachment_body = db.Column(db.LargeBinary)

@@ -9,11 +9,12 @@ from autodoctor.models import DiagnosticReport, OutboxEmail
 from autodoctor.services import reports
 
 
-def queue_email(to, subject, template, report_id=None, **context):
+def queue_email(to, subject, template, report_id=None, attachment=None, **context):
     """Write an e-mail to the outbox and deliver it after commit; `report_id` attaches that
-    diagnostic report as a PDF."""
+    diagnostic report as a PDF (rendered at delivery); `attachment` is (name, type, bytes)."""
+    name, kind, body = attachment or (None, None, None)
     email = OutboxEmail(to_address=to, subject=subject, body_text=render_template(template, **context),
-                        report_id=report_id)
+                        report_id=report_id, attachment_name=name, attachment_type=kind, attachment_body=body)
     db.session.add(email)
     db.session.flush()
     from autodoctor.jobs.mail import send_email_job
@@ -32,6 +33,8 @@ def deliver(outbox_id):
         report = db.session.get(DiagnosticReport, email.report_id)
         if report is not None:
             attachments.append((reports.pdf_filename(report), "application/pdf", reports.render_pdf(report)))
+    if email.attachment_body is not None:
+        attachments.append((email.attachment_name, email.attachment_type, email.attachment_body))
     try:
         mail.send(email.to_address, email.subject, email.body_text, attachments=attachments)
     except OSError as exc:
@@ -80,3 +83,14 @@ def appointment_reminder(appointment, minutes):
     queue_email(appointment.customer.email, f"Reminder: your AutoDoctor appointment is {when}",
                 "emails/appointment_reminder.txt", appointment=appointment, when=when,
                 starts=local(appointment.starts_at, appointment.customer_time_zone))
+
+
+def appointment_booked(appointment):
+    """The confirmation, with the calendar invite."""
+    from autodoctor.services import invites
+    from autodoctor.services.availability import local
+
+    queue_email(appointment.customer.email, f"Booked: {appointment.plan.name} with {appointment.mechanic.full_name}",
+                "emails/appointment_booked.txt", appointment=appointment,
+                starts=local(appointment.starts_at, appointment.customer_time_zone),
+                attachment=("appointment.ics", "text/calendar", invites.ics(appointment)))

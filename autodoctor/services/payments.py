@@ -144,6 +144,7 @@ def _fulfil_appointment(payment):
         return None
     money.record_payment(payment)
     notifications.payment_received(payment)
+    notifications.appointment_booked(appointment)
     return appointment
 
 

@@ -6,14 +6,11 @@ import io
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message as MessageHandler
 from pypdf import PdfReader
 
 from autodoctor.extensions import db
 from autodoctor.models import DiagnosticReport
 from autodoctor.services import reports
-from tests.conftest import free_port
 from tests.services.test_reports import GOOD, end, started_session
 
 HX = {"HX-Request": "true"}
@@ -167,23 +164,6 @@ def test_summary_shows_the_form_when_the_mechanic_has_not_written_it(diagnostic,
     assert 'id="report-form"' in html and "js/app-1.js" in html
     html = login(users["customer_a"]).get(f"/room/{diagnostic}/summary").get_data(as_text=True)
     assert "The mechanic has not written the report yet." in html and 'id="report-form"' not in html
-
-
-@pytest.fixture
-def smtp_server(app):
-    """A real SMTP server (aiosmtpd) the app delivers to."""
-    mailbox = []
-
-    class Collect(MessageHandler):
-        def handle_message(self, message):
-            mailbox.append(message)
-
-    port = free_port()
-    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
-    controller.start()
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
-    yield mailbox
-    controller.stop()
 
 
 def wait_for(mailbox, subject, timeout=10):

@@ -326,3 +326,22 @@ def test_reschedule_keeps_the_invite_uid_raises_its_sequence_and_restarts_remind
     clock.set(TEN_AM + timedelta(days=1) - timedelta(hours=1, minutes=59))
     with pytest.raises(Exception, match="up to 2 hours"):
         appointments.reschedule(appointment.id, customer.id, TEN_AM + timedelta(days=2))
+
+
+def test_booking_confirmation_arrives_over_smtp_with_a_valid_invite(app, smtp_server):
+    from icalendar import Calendar
+
+    from autodoctor import clock
+
+    clock.set(NOW)
+    customer = UserFactory("customer", "invitee@example.com", "Ivy Invitee")
+    appointment = appointments.hold_slot(customer.id, mechanic(), plan(), TEN_AM, customer_time_zone="Europe/London")
+    _, payment = checkout(app, appointment)
+    assert pay(app, payment) == "fulfilled"
+    (message,) = [m for m in smtp_server if m["Subject"].startswith("Booked:")]
+    assert message["To"] == "invitee@example.com"
+    body = message.get_payload()[0].get_payload(decode=True).decode()
+    assert "Monday 12 January 2026, 15:00 GMT" in body  # 10:00 in Toronto, shown in London time
+    (invite,) = [part for part in message.walk() if part.get_content_type() == "text/calendar"]
+    (event,) = Calendar.from_ical(invite.get_payload(decode=True)).walk("VEVENT")
+    assert str(event["uid"]) == f"appointment-{appointment.id}@autodoctor" and int(event["sequence"]) == 0
