@@ -32,7 +32,7 @@ class Payment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     customer_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    purpose = db.Column(db.String(10), nullable=False, default="session", server_default="session")
+    purpose = db.Column(db.String(16), nullable=False, default="session", server_default="session")
     intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id"), unique=True)
     plan_id = db.Column(db.Integer, db.ForeignKey("plans.id"), nullable=False)
     session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), index=True)

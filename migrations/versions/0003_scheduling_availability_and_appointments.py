@@ -110,6 +110,8 @@ def upgrade():
                                          'booking_window_days BETWEEN 1 AND 365')
 
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.alter_column('purpose', existing_type=sa.String(length=10), type_=sa.String(length=16),
+                              existing_nullable=False, existing_server_default='session')  # 'appointment'
         batch_op.add_column(sa.Column('appointment_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_payments_appointment_id'), ['appointment_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_payments_appointment_id_appointments'), 'appointments',
@@ -154,6 +156,8 @@ def downgrade():
         batch_op.drop_constraint(batch_op.f('fk_payments_appointment_id_appointments'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_payments_appointment_id'))
         batch_op.drop_column('appointment_id')
+        batch_op.alter_column('purpose', existing_type=sa.String(length=16), type_=sa.String(length=10),
+                              existing_nullable=False, existing_server_default='session')
 
     with op.batch_alter_table('mechanic_profiles', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_mechanic_profiles_booking_window_range'), type_='check')

@@ -33,7 +33,7 @@ UNSIGNED = "400"           # webhooks: anybody may call, an unsigned body is rej
 UNSIGNED_401 = "401"       # the LiveKit webhook answers a missing/bad Authorization JWT with 401
 
 # URL parameters that name one of customer A's objects: customer B must get 404 on them.
-OWNED_PARAMS = {"session_id", "payment_id", "file_id"}
+OWNED_PARAMS = {"session_id", "payment_id", "file_id", "appointment_id"}
 ADMIN_CAN_VIEW_ROOM = {"room.summary_show", "room.file_show", "room.thumbnail_show",
                        "room.report_show", "room.report_pdf"}
 
@@ -93,6 +93,7 @@ EXCEPTIONS = {
     "room.report_update": {"customer_a": FORBIDDEN},  # only the session's mechanic writes the report
     "room.report_edit": {"customer_a": FORBIDDEN},
     "webhooks.livekit_create": _everyone(UNSIGNED_401),  # its signature is an Authorization header
+    "mechanic.appointment_no_show": {"mechanic_b": NOT_FOUND},  # only the appointment's mechanic
 }
 
 
@@ -124,6 +125,22 @@ def _routes(url_map):
 # Collected from an app built at import time, so each route is its own test case; the
 # `matrix` app must have exactly these (test_collected_routes_match_the_app).
 COLLECTED = [(endpoint, method, rule.rule) for endpoint, method, rule in _routes(create_app(config.TestConfig).url_map)]
+
+
+def _appointment(customer_id, mechanic_id):
+    """A booked appointment of customer A with mechanic A, three days ahead."""
+    from datetime import timedelta
+
+    from autodoctor import clock
+    from autodoctor.models import Appointment, Plan
+
+    starts_at = clock.now().replace(second=0, microsecond=0) + timedelta(days=3)
+    plan = db.session.scalar(db.select(Plan).where(Plan.code == "video15"))
+    appointment = Appointment(customer_id=customer_id, mechanic_id=mechanic_id, plan_id=plan.id, status="booked",
+                              starts_at=starts_at, ends_at=starts_at + timedelta(minutes=plan.minutes))
+    db.session.add(appointment)
+    db.session.commit()
+    return appointment
 
 
 def _png():
@@ -183,8 +200,10 @@ def _build_matrix(tmp_path_factory):
         pending = PaidSessionFactory(UserFactory("customer", "c@example.com"))
         db.session.commit()
         assert session.status == "waiting" and pending.current_request.status == "pending"
+        appointment = _appointment(customer_a.id, mechanic_a.id)
         world = {
             "session_id": session.id,
+            "appointment_id": appointment.id,
             "payment_id": payment.id,
             "file_id": photo.id,
             "request_id": pending.current_request.id,

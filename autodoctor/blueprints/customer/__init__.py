@@ -5,4 +5,4 @@ from autodoctor.security import role_required
 bp = Blueprint("customer", __name__, url_prefix="/customer")
 bp.before_request(role_required("customer"))
 
-from autodoctor.blueprints.customer import presenters, routes  # noqa: E402,F401
+from autodoctor.blueprints.customer import appointments, presenters, routes, scheduling  # noqa: E402,F401

@@ -126,6 +126,13 @@ def _after_payment(payment):
         if payment.status == "open":
             return render_template("customer/checkout/processing.html", payment=payment)
         return render_template("customer/checkout/extension_done.html", payment=payment)
+    if payment.purpose == "appointment" and payment.status in ("paid", "refunded"):
+        if payment.status == "paid":
+            flash("Your appointment is booked. A confirmation email with a calendar invite is on its way.", "success")
+        else:
+            flash("Sorry, that time was taken while you paid, so your payment was refunded in full. "
+                  "Please pick another time.", "error")
+        return redirect(url_for("customer.appointments_index"), code=303)
     if payment.session_id:
         return redirect(url_for("customer.session_show", session_id=payment.session_id), code=303)
     if payment.status == "refunded":
