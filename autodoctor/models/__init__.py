@@ -2,6 +2,7 @@
 from autodoctor.models.chat import ChatMessage
 from autodoctor.models.files import StoredFile
 from autodoctor.models.money import LedgerEntry, Payment, StripeEvent
+from autodoctor.models.notifications import Notification
 from autodoctor.models.outbox import OutboxEmail
 from autodoctor.models.plans import Plan
 from autodoctor.models.reports import DiagnosticReport
@@ -20,5 +21,5 @@ __all__ = [
     "ChatMessage", "StoredFile", "LedgerEntry", "Payment", "StripeEvent", "OutboxEmail",
     "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
     "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
-    "Vehicle", "Waiver", "Appointment", "DateOverride", "TimeOff", "WeeklyHours",
+    "Vehicle", "Waiver", "Appointment", "DateOverride", "TimeOff", "WeeklyHours", "Notification",
 ]

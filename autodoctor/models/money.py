@@ -20,6 +20,7 @@ class Payment(db.Model):
         one_of("status", PAYMENT_STATUSES),
         one_of("purpose", PAYMENT_PURPOSES),
         db.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        db.CheckConstraint("credit_cents >= 0", name="credit_not_negative"),
         db.CheckConstraint("purpose <> 'session' OR intake_id IS NOT NULL", name="session_payment_has_intake"),
         db.CheckConstraint("purpose <> 'extension' OR (session_id IS NOT NULL AND minutes > 0)",
                            name="extension_payment_has_session"),
@@ -38,7 +39,8 @@ class Payment(db.Model):
     session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), index=True)
     minutes = db.Column(db.Integer)  # extension payments: the minutes bought
     appointment_id = db.Column(db.Integer, db.ForeignKey("appointments.id"), index=True)
-    amount_cents = db.Column(db.Integer, nullable=False)
+    amount_cents = db.Column(db.Integer, nullable=False)  # charged to the card
+    credit_cents = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # paid from account credit
     currency = db.Column(db.String(3), nullable=False, default="usd")
     status = db.Column(db.String(10), nullable=False, default="open")
     provider = db.Column(db.String(20), nullable=False)

@@ -4,6 +4,7 @@ Weekly hours and date overrides are wall-clock times in the mechanic's own zone
 (`mechanic_profiles.time_zone`); time off and appointments are instants (naive UTC, like
 every other timestamp here). `services/availability.py` is the only reader that decides
 what is bookable."""
+import sqlalchemy as sa
 from sqlalchemy import DDL, event, func, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 
@@ -11,7 +12,7 @@ from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models._types import one_of
 
-APPOINTMENT_STATUSES = ("held", "booked", "cancelled", "completed", "no_show", "expired")
+APPOINTMENT_STATUSES = ("held", "booked", "started", "cancelled", "completed", "no_show", "expired")
 APPOINTMENT_KINDS = ("online", "in_person")
 
 
@@ -101,11 +102,21 @@ class Appointment(db.Model):
     # The last reminder sent or skipped (1440, 60, then 15 minutes before): each goes out once,
     # and those already past when the booking was made never do.
     last_reminder_minutes = db.Column(db.Integer)
+    # Booked as "any available": the mechanic who was free at booking holds the time, and 30
+    # minutes before the start the match is checked again (`matched_at`) and moved if needed.
+    any_mechanic = db.Column(db.Boolean, nullable=False, default=False, server_default=sa.false())
+    matched_at = db.Column(db.DateTime)
+    # What the customer told us when booking (vehicle, concern, photos); the waiver is signed
+    # on the day. Online: the room's session once it opens (status `started`).
+    intake_id = db.Column(db.Integer, db.ForeignKey("intakes.id"), unique=True)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"), unique=True)
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
 
     customer = db.relationship("User", foreign_keys=[customer_id])
     mechanic = db.relationship("User", foreign_keys=[mechanic_id])
     plan = db.relationship("Plan")
+    intake = db.relationship("Intake")
+    session = db.relationship("ConsultSession")
 
     @property
     def minutes(self):

@@ -54,5 +54,10 @@ class Waiver(db.Model):
     accepted_at = db.Column(db.DateTime, nullable=False, default=clock.now)
     ip_address = db.Column(db.String(45), nullable=False)
     user_agent = db.Column(db.String(400), nullable=False)
+    # Signed on the day of an appointment: the typed name and the drawn signature (PNG), on the
+    # customer's own device or on the shop's tablet.
+    signed_name = db.Column(db.String(120))
+    signature_png = db.Column(db.LargeBinary)
+    signed_on = db.Column(db.String(12))
 
     intake = db.relationship("Intake", back_populates="waiver")

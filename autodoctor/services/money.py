@@ -22,11 +22,13 @@ def split(amount_cents, fee_percent):
 
 
 def _post(session_id, payment_id, memo, *legs):
+    """One balanced transaction. A leg is (account, kind, amount) or, for a leg of another
+    session than the rest, (account, kind, amount, session id)."""
     txn = str(uuid.uuid4())
-    assert sum(amount for _, _, amount in legs) == 0, "a ledger transaction must balance"
-    for account, kind, amount in legs:
-        db.session.add(LedgerEntry(txn_id=txn, session_id=session_id, payment_id=payment_id,
-                                   account=account, kind=kind, amount_cents=amount, memo=memo))
+    assert sum(leg[2] for leg in legs) == 0, "a ledger transaction must balance"
+    for account, kind, amount, *own_session in legs:
+        db.session.add(LedgerEntry(txn_id=txn, session_id=own_session[0] if own_session else session_id,
+                                   payment_id=payment_id, account=account, kind=kind, amount_cents=amount, memo=memo))
     db.session.flush()
     return txn
 
@@ -87,10 +89,29 @@ def held_for_payment(payment_id):
         .where(LedgerEntry.payment_id == payment_id, LedgerEntry.account == ESCROW)) or 0
 
 
-def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_cents=0, fee_cents=0):
+def credit_balance(customer_id):
+    """The customer's account credit in cents (from late cancellations and no-shows)."""
+    return db.session.scalar(
+        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
+        .where(LedgerEntry.account == credit_account(customer_id))) or 0
+
+
+def move_to_session(payment, session_id):
+    """An appointment's room opens: what escrow holds of its payment now belongs to the session,
+    settled (or refunded) with it like any other."""
+    held = held_for_payment(payment.id)
+    if held > 0:
+        _post(None, payment.id, f"{payment.description}: moved to session #{session_id}",
+              (ESCROW, "payment", -held), (ESCROW, "payment", held, session_id))
+    return held
+
+
+def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_cents=0, fee_cents=0,
+                                 memo=None):
     """Empty the escrow of a cancelled appointment's payment in one balanced transaction: a
     refund to the customer, account credit, a flat fee to the platform, and whatever is left
-    split like a session (platform fee, the mechanic the rest)."""
+    split like a session (platform fee, the mechanic the rest). With nothing taken off (an
+    in-person visit that took place) it is the payout of the deposit."""
     held = held_for_payment(payment.id)
     kept = held - refund_cents - credit_cents - fee_cents
     assert kept >= 0, "a cancellation cannot pay out more than was paid"
@@ -99,4 +120,4 @@ def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_ce
             (ESCROW, "credit", -credit_cents), (credit_account(payment.customer_id), "credit", credit_cents),
             (ESCROW, "platform_fee", -(fee_cents + platform)), (PLATFORM, "platform_fee", fee_cents + platform),
             (ESCROW, "mechanic_earning", -earning), (mechanic_account(mechanic_id), "mechanic_earning", earning)]
-    _post(None, payment.id, f"Cancellation of {payment.description}", *[leg for leg in legs if leg[2]])
+    _post(None, payment.id, memo or f"Cancellation of {payment.description}", *[leg for leg in legs if leg[2]])
