@@ -11,3 +11,5 @@ graceful_timeout = 20  # under the router's 30 s: a deploy never hangs on open s
 keepalive = 75
 accesslog = "-" if os.environ.get("ACCESS_LOG") == "1" else None
 control_socket_disable = True  # several servers (tests, bench) may run side by side
+# "Schedule for later instead" carries what was typed on the book-now page in the query string.
+limit_request_line = 8190  # gunicorn's maximum (default 4094)

@@ -32,17 +32,22 @@ def _client():
 
 
 def create_checkout(payment, success_url, cancel_url):
-    """Return the URL the customer pays at, and the provider's checkout id."""
+    """Return the URL the customer pays at, and the provider's checkout id. The card is
+    charged `amount_cents`: what account credit (`credit_cents`) did not cover."""
     if not live_mode():
         return url("customer.checkout_test_show", payment_id=payment.id), f"cs_test_builtin_{payment.id}_{uuid.uuid4().hex[:12]}"
+    product = {"name": f"AutoDoctor — {payment.description}"}
+    if payment.credit_cents:
+        product["description"] = (f"Price {_money(payment.amount_cents + payment.credit_cents)}, "
+                                  f"account credit −{_money(payment.credit_cents)}: "
+                                  f"{_money(payment.amount_cents)} to pay by card.")
     session = _client().v1.checkout.sessions.create(
         params={
             "mode": "payment",
             "client_reference_id": str(payment.id),
             "customer_email": payment.customer.email,
             "line_items": [{"quantity": 1, "price_data": {
-                "currency": payment.currency, "unit_amount": payment.amount_cents,
-                "product_data": {"name": f"AutoDoctor — {payment.description}"}}}],
+                "currency": payment.currency, "unit_amount": payment.amount_cents, "product_data": product}}],
             "metadata": {"payment_id": str(payment.id)},
             "success_url": success_url + "?checkout_session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": cancel_url,
@@ -50,6 +55,10 @@ def create_checkout(payment, success_url, cancel_url):
         options={"idempotency_key": f"checkout-payment-{payment.id}"},
     )
     return session.url, session.id
+
+
+def _money(cents):
+    return f"${cents // 100}.{cents % 100:02d}"
 
 
 def retrieve_checkout(checkout_id):

@@ -8,3 +8,9 @@ from autodoctor.services import appointments
 def send_reminder_job(appointment_id):
     appointments.send_due_reminder(appointment_id)
     db.session.commit()
+
+
+@app_context
+def check_match_job(appointment_id):
+    appointments.check_match(appointment_id)
+    db.session.commit()

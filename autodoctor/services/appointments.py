@@ -18,6 +18,8 @@ from autodoctor.services import availability
 from autodoctor.services.errors import Conflict, NotFound, ValidationError
 
 HOLD_FOR = timedelta(minutes=15)
+OPENS_BEFORE = timedelta(minutes=15)  # the waiver can be signed and the room opened from then
+MATCH_BEFORE = timedelta(minutes=30)  # "any available": the match is checked again then
 NO_SHOW_GRACE = timedelta(minutes=10)
 FULL_REFUND_BEFORE = timedelta(hours=24)  # cancelled earlier: refunded in full minus the fee
 PARTIAL_REFUND_BEFORE = timedelta(hours=2)  # cancelled earlier: 75% back; later (or no-show): 50% credit
@@ -34,8 +36,11 @@ class SlotTaken(Conflict):
         self.alternatives = alternatives
 
 
-def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer_time_zone="UTC", now=None):
-    """Hold `starts_at` (naive UTC) with the mechanic for the plan's length, for 15 minutes."""
+def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer_time_zone="UTC", now=None,
+              intake=None, any_mechanic=False):
+    """Hold `starts_at` (naive UTC) with the mechanic for the plan's length, for 15 minutes.
+    `intake`: what the customer told us (vehicle, concern, photos); `any_mechanic`: booked as
+    "any available" (the match is checked again 30 minutes before the start)."""
     now = now or clock.now()
     if kind not in APPOINTMENT_KINDS:
         raise ValidationError("Choose an online or an in-person appointment.", field="kind")
@@ -48,7 +53,8 @@ def hold_slot(customer_id, mechanic_id, plan, starts_at, kind="online", customer
         raise SlotTaken(_alternatives(mechanic_id, starts_at, plan.minutes, now))
     appointment = Appointment(customer_id=customer_id, mechanic_id=mechanic_id, plan_id=plan.id, kind=kind,
                               status="held", starts_at=starts_at, ends_at=starts_at + timedelta(minutes=plan.minutes),
-                              hold_expires_at=now + HOLD_FOR, customer_time_zone=customer_time_zone)
+                              hold_expires_at=now + HOLD_FOR, customer_time_zone=customer_time_zone,
+                              intake_id=intake.id if intake is not None else None, any_mechanic=any_mechanic)
     db.session.add(appointment)
     try:
         db.session.flush()
@@ -85,14 +91,17 @@ def confirm(appointment_id, now=None, rehold=False):
 
 
 def _schedule_reminders(appointment_id, left):
-    """A job for each reminder still ahead, `left` before the start (the sweep backs them up;
-    a job whose reminder is no longer due does nothing)."""
+    """A job for each reminder still ahead, `left` before the start, and for an "any available"
+    booking the match check 30 minutes before (the sweep backs them up; a job with nothing
+    left to do does nothing)."""
     from autodoctor.jobs import appointments as appointment_jobs
 
     passed = _passed(left)
     for minutes in REMINDER_MINUTES:
         if passed is None or minutes < passed:
             jobs.schedule(left - timedelta(minutes=minutes), appointment_jobs.send_reminder_job, appointment_id)
+    if db.session.get(Appointment, appointment_id).any_mechanic:
+        jobs.schedule(max(left - MATCH_BEFORE, timedelta(0)), appointment_jobs.check_match_job, appointment_id)
 
 
 def send_due_reminder(appointment_id, now=None):
@@ -184,7 +193,8 @@ def cancellation_terms(paid_cents, left):
 
 def cancel(appointment_id, customer_id, now=None):
     """The customer cancels a booked appointment; the money moves per the tiers. Returns
-    (refund, credit) in cents."""
+    (cents back to the card, cents back as account credit): a refund of what was paid from
+    account credit goes back to account credit."""
     now = now or clock.now()
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None or appointment.customer_id != customer_id:
@@ -202,6 +212,8 @@ def mark_no_show(appointment_id, mechanic_id, now=None):
         raise NotFound("That appointment does not exist.")
     if now < appointment.starts_at + NO_SHOW_GRACE:
         raise Conflict("Give the customer 10 minutes after the start before marking a no-show.")
+    if waiver_signed(appointment):
+        raise Conflict("The customer signed the waiver, so they came: this is not a no-show.")
     return _close(appointment, "no_show", timedelta(0))
 
 
@@ -215,15 +227,20 @@ def _close(appointment, status, left):
             execution_options={"synchronize_session": False}).rowcount:
         raise Conflict("This appointment is not booked, so it cannot be cancelled now.")
     db.session.expire_all()
+    if status == "cancelled":
+        from autodoctor.services import notifications
+
+        notifications.appointment_cancelled(db.session.get(Appointment, appointment.id))
     payment = db.session.scalar(db.select(Payment).where(
         Payment.appointment_id == appointment.id, Payment.status == "paid"))
     if payment is None:
         return 0, 0
-    refund, credit, fee = cancellation_terms(payment.amount_cents, left)
-    money.settle_cancelled_appointment(payment, appointment.mechanic_id, refund, credit, fee)
-    if refund:
-        payments.send_refund_later(payment, refund)
-    return refund, credit
+    paid = payment.amount_cents + payment.credit_cents  # the tiers apply to card and account credit alike
+    refund, credit, fee = cancellation_terms(paid, left)
+    to_card, to_credit = money.settle_cancelled_appointment(payment, appointment.mechanic_id, refund, credit, fee)
+    if to_card:
+        payments.send_refund_later(payment, to_card)
+    return to_card, to_credit
 
 
 def reschedule(appointment_id, customer_id, starts_at, now=None):
@@ -247,10 +264,232 @@ def reschedule(appointment_id, customer_id, starts_at, now=None):
         update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked",
                                   Appointment.starts_at == appointment.starts_at)
         .values(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes),
-                ics_sequence=Appointment.ics_sequence + 1, last_reminder_minutes=_passed(left)),
+                ics_sequence=Appointment.ics_sequence + 1, last_reminder_minutes=_passed(left), matched_at=None),
         execution_options={"synchronize_session": False}).rowcount
     if not moved:
         raise Conflict("This appointment changed meanwhile. Please try again.")
     db.session.expire_all()
     _schedule_reminders(appointment_id, left)
+    from autodoctor.services import notifications
+
+    notifications.appointment_moved(db.session.get(Appointment, appointment_id))
     return db.session.get(Appointment, appointment_id)
+
+
+# On the day -------------------------------------------------------------------------------
+
+
+def _booked(appointment_id, user_id=None, role="customer"):
+    appointment = db.session.get(Appointment, appointment_id)
+    owner = appointment and (appointment.customer_id if role == "customer" else appointment.mechanic_id)
+    if appointment is None or (user_id is not None and owner != user_id):
+        raise NotFound("That appointment does not exist.")
+    return appointment
+
+
+def can_open(appointment, now):
+    """From 15 minutes before the start until the end: sign the waiver, open the room."""
+    return appointment.status in ("booked", "started") and \
+        appointment.starts_at - OPENS_BEFORE <= now < appointment.ends_at
+
+
+def ensure_intake(appointment):
+    """The intake the room shows. Bookings carry one from the scheduling page; one made without
+    (an older booking) gets a short one, so the day still works."""
+    if appointment.intake is None:
+        from autodoctor.models import Intake
+
+        last = db.session.scalar(db.select(Intake).where(Intake.customer_id == appointment.customer_id)
+                                 .order_by(Intake.id.desc()).limit(1))
+        intake = Intake(customer_id=appointment.customer_id, plan_id=appointment.plan_id, advice_only=True,
+                        concern=f"Scheduled {appointment.plan.name} appointment (no details given when booking).",
+                        city=last.city if last else "Not given", country=last.country if last else "--")
+        db.session.add(intake)
+        db.session.flush()
+        appointment.intake_id = intake.id
+        db.session.flush()
+        db.session.refresh(appointment)
+    return appointment.intake
+
+
+def sign_waiver(appointment_id, signer, name, signature, ip, user_agent, now=None):
+    """The waiver for an appointment, signed from 15 minutes before the start: online by the
+    customer on their device, in person on the shop's tablet (the mechanic signed in). The
+    typed name must be the customer's. Returns the waiver (the first one, if signed before)."""
+    from autodoctor.services import waivers
+
+    now = now or clock.now()
+    on_tablet = signer.role == "mechanic"
+    appointment = _booked(appointment_id, signer.id, "mechanic" if on_tablet else "customer")
+    if on_tablet != (appointment.kind == "in_person"):
+        raise Conflict("An in-person visit's waiver is signed at the shop, on the mechanic's tablet."
+                       if appointment.kind == "in_person" else
+                       "The customer signs the waiver for an online appointment on their own device.")
+    if not can_open(appointment, now):
+        raise Conflict(_window_message(appointment, now))
+    name, png = waivers.check(name, signature, expected_name=appointment.customer.full_name)
+    return waivers.sign(ensure_intake(appointment), appointment.customer_id, name, png, ip, user_agent,
+                        "shop_tablet" if on_tablet else "customer")
+
+
+def _window_message(appointment, now):
+    if now >= appointment.ends_at or appointment.status not in ("booked", "started"):
+        return "This appointment is over, so its waiver can no longer be signed."
+    return "The waiver can be signed from 15 minutes before the start."
+
+
+def waiver_signed(appointment):
+    from autodoctor.services import waivers
+
+    return waivers.signed(appointment.intake) is not None
+
+
+def open_room(appointment_id, customer_id, now=None):
+    """An online appointment's room opens (from 15 minutes before, once the waiver is signed):
+    a session accepted by the booked mechanic, waiting for both in the room, with the
+    appointment's payment moved into its escrow. From there it is the normal room flow
+    (live when both are in, the clock, the end, notes, rating, payout). Opening again returns
+    the same session."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+    from autodoctor.models import ConsultSession, Payment, SessionRequest
+    from autodoctor.realtime import emit
+    from autodoctor.services import lifecycle, money, timeline
+
+    now = now or clock.now()
+    appointment = _booked(appointment_id, customer_id)
+    if appointment.session_id is not None:
+        return appointment.session
+    if appointment.kind != "online":
+        raise Conflict("An in-person visit takes place at the mechanic's shop.")
+    if not can_open(appointment, now):
+        raise Conflict("The room opens 15 minutes before the start." if now < appointment.ends_at
+                       else "This appointment is over.")
+    if not waiver_signed(appointment):
+        raise Conflict("Sign the waiver first; then you can join.")
+    if lifecycle.active_session_for_customer(customer_id):
+        raise Conflict("You have another session open. Finish it first, then join your appointment.")
+    if lifecycle.mechanic_busy(appointment.mechanic_id):
+        raise Conflict(f"{appointment.mechanic.full_name} is finishing another session. "
+                       "Try again in a minute — your time is kept.")
+    session = ConsultSession(customer_id=customer_id, mechanic_id=appointment.mechanic_id,
+                             plan_id=appointment.plan_id, intake_id=appointment.intake_id, status="waiting",
+                             minutes=appointment.minutes, accepted_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(session)
+            db.session.flush()
+            request = SessionRequest(session_id=session.id, customer_id=customer_id, status="accepted",
+                                     mechanic_id=appointment.mechanic_id, created_at=now, accepted_at=now,
+                                     closed_at=now, close_reason="appointment")
+            db.session.add(request)
+            db.session.flush()
+    except IntegrityError:  # opened at the same moment in another tab, or either person became busy
+        db.session.expire_all()
+        if db.session.get(Appointment, appointment_id).session_id is not None:
+            return db.session.get(Appointment, appointment_id).session
+        raise Conflict(f"{appointment.mechanic.full_name} is finishing another session. "
+                       "Try again in a minute — your time is kept.") from None
+    if not db.session.execute(
+            update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked",
+                                      Appointment.session_id.is_(None))
+            .values(status="started", session_id=session.id), execution_options={"synchronize_session": False}
+    ).rowcount:
+        db.session.rollback()
+        raise Conflict("This appointment changed meanwhile. Please reload the page.")
+    payment = db.session.scalar(db.select(Payment).where(
+        Payment.appointment_id == appointment_id, Payment.status == "paid"))
+    if payment is not None:
+        payment.session_id = session.id
+        money.move_to_session(payment, session.id)
+    timeline.record(session.id, "created",
+                    f"Appointment #{appointment_id} ({appointment.starts_at:%d %b %H:%M} UTC): room opened",
+                    actor_id=customer_id, request_id=request.id)
+    timeline.record(session.id, "accepted", f"Booked with {appointment.mechanic.full_name}",
+                    actor_id=appointment.mechanic_id, request_id=request.id)
+    jobs.schedule(lifecycle.NO_SHOW_AFTER, lifecycle_jobs.cancel_no_show_job, request.id)
+    jobs.schedule(lifecycle.ORPHANED_AFTER, lifecycle_jobs.cancel_orphaned_job, session.id)
+    emit("request.changed", request_id=request.id, session_id=session.id)
+    db.session.expire_all()
+    return db.session.get(ConsultSession, session.id)
+
+
+def complete_visit(appointment_id, mechanic_id, now=None):
+    """An in-person visit took place (from its start, with the waiver signed on the tablet): the
+    deposit is paid out like a session (platform fee, the mechanic the rest); the balance is
+    settled at the shop."""
+    from autodoctor.models import Payment
+    from autodoctor.services import money
+
+    now = now or clock.now()
+    appointment = _booked(appointment_id, mechanic_id, "mechanic")
+    if appointment.kind != "in_person":
+        raise Conflict("Online appointments are completed in the room.")
+    if now < appointment.starts_at:
+        raise Conflict("A visit can be marked done once it has started.")
+    if not waiver_signed(appointment):
+        raise Conflict("The customer signs the waiver on this tablet before the visit is completed.")
+    if not db.session.execute(
+            update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked")
+            .values(status="completed"), execution_options={"synchronize_session": False}).rowcount:
+        raise Conflict("This visit is no longer open.")
+    payment = db.session.scalar(db.select(Payment).where(
+        Payment.appointment_id == appointment_id, Payment.status == "paid"))
+    if payment is not None:
+        money.settle_cancelled_appointment(payment, mechanic_id, memo=f"Payout of {payment.description}")
+    db.session.expire_all()
+    return db.session.get(Appointment, appointment_id)
+
+
+def check_match(appointment_id, now=None):
+    """30 minutes before an "any available" appointment: keep its mechanic if they can still
+    take it (active, approved, the time still free in their calendar); otherwise hand it to the
+    first other mechanic free then, with a new invite sequence and both people told. Done once
+    (`matched_at`). Returns the mechanic id, or None when nothing was due."""
+    from autodoctor.models import MechanicProfile, User
+
+    now = now or clock.now()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or not appointment.any_mechanic or appointment.status != "booked" \
+            or appointment.matched_at is not None or not (
+                appointment.starts_at - MATCH_BEFORE <= now < appointment.starts_at):
+        return None
+    _lock_mechanic(appointment.mechanic_id)
+    eligible = list(db.session.scalars(
+        db.select(User.id).join(MechanicProfile, MechanicProfile.user_id == User.id)
+        .where(User.role == "mechanic", User.is_active_account, MechanicProfile.approved).order_by(User.id)))
+    current = appointment.mechanic_id
+    candidates = [current] + [m for m in eligible if m != current] if current in eligible else eligible
+    previous = appointment.mechanic
+    for mechanic_id in availability.free_at(candidates, appointment.starts_at, appointment.minutes, now,
+                                            moving=appointment_id):
+        values = {"matched_at": now}
+        if mechanic_id != current:
+            _lock_mechanic(mechanic_id)
+            values.update(mechanic_id=mechanic_id, ics_sequence=Appointment.ics_sequence + 1)
+        try:
+            with db.session.begin_nested():
+                moved = db.session.execute(
+                    update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked",
+                                              Appointment.matched_at.is_(None), Appointment.mechanic_id == current)
+                    .values(**values), execution_options={"synchronize_session": False}).rowcount
+        except IntegrityError:  # the exclusion constraint: taken meanwhile
+            continue
+        if not moved:
+            return None
+        db.session.expire_all()
+        if mechanic_id != current:
+            from autodoctor.services import notifications
+
+            notifications.appointment_mechanic_changed(db.session.get(Appointment, appointment_id), previous)
+        return mechanic_id
+    # Nobody else is free: the booked mechanic keeps it (the customer can still cancel).
+    db.session.execute(update(Appointment).where(Appointment.id == appointment_id, Appointment.matched_at.is_(None))
+                       .values(matched_at=now), execution_options={"synchronize_session": False})
+    return current
+
+
+def matches_due(now):
+    """Ids of "any available" appointments whose match check is due (for the sweep)."""
+    return list(db.session.scalars(db.select(Appointment.id).where(
+        Appointment.any_mechanic, Appointment.status == "booked", Appointment.matched_at.is_(None),
+        Appointment.starts_at > now, Appointment.starts_at <= now + MATCH_BEFORE)))

@@ -42,7 +42,17 @@ def is_bookable(mechanic_id, starts_at, minutes=SLOT_MINUTES, now=None, moving=N
         mechanic_id, starts_at, starts_at + timedelta(seconds=1), minutes, now, moving)
 
 
-def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MINUTES, now=None, moving=None):
+def free_at(mechanic_ids, starts_at, minutes, now=None, moving=None):
+    """The mechanics (in the order given) who could take an appointment at `starts_at` now,
+    minimum notice aside: who takes over a booked appointment shortly before it starts."""
+    end = starts_at + timedelta(seconds=1)
+    found = slots_for_mechanics(mechanic_ids, starts_at, end, minutes, now, moving, notice=timedelta(0))
+    wanted = Slot(starts_at, starts_at + timedelta(minutes=minutes))
+    return [mechanic_id for mechanic_id in dict.fromkeys(mechanic_ids) if wanted in found.get(mechanic_id, [])]
+
+
+def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MINUTES, now=None, moving=None,
+                        notice=MIN_NOTICE):
     """{mechanic id: [Slot, ...]} for many mechanics in five queries, whatever their number."""
     now = now or clock.now()
     ids = list(dict.fromkeys(mechanic_ids))
@@ -71,7 +81,7 @@ def slots_for_mechanics(mechanic_ids, window_start, window_end, minutes=SLOT_MIN
     return {mechanic_id: _free_slots(profiles[mechanic_id], overrides.get(mechanic_id, {}),
                                      weekly.get(mechanic_id, {}), away.get(mechanic_id, []),
                                      booked.get(mechanic_id, []), window_start, window_end,
-                                     timedelta(minutes=minutes), now)
+                                     timedelta(minutes=minutes), now, notice)
             for mechanic_id in ids if mechanic_id in profiles}
 
 
@@ -92,9 +102,9 @@ def _grouped(rows, key=None):
     return groups
 
 
-def _free_slots(profile, overrides, weekly, away, booked, window_start, window_end, length, now):
+def _free_slots(profile, overrides, weekly, away, booked, window_start, window_end, length, now, notice):
     zone = ZoneInfo(profile.time_zone)
-    start = max(window_start, now + MIN_NOTICE)
+    start = max(window_start, now + notice)
     end = min(window_end, now + timedelta(days=profile.booking_window_days))
     if start >= end:
         return []

@@ -1,10 +1,18 @@
-"""Money movements. Every amount that moves is written here as balanced ledger rows."""
+"""Money movements. Every amount that moves is written here as balanced ledger rows.
+
+Accounts: `customer` is the customer's card (money in from it is negative, refunds to it
+positive), `credit:<customer id>` the customer's account credit (positive: theirs to spend),
+`escrow` what we hold, `platform` and `mechanic:<id>` what was earned. Escrow rows with a
+payment id and no session id are that payment's own hold (an appointment paid before any
+session, or account credit reserved for a checkout); rows with a session id belong to the
+session."""
 import uuid
 
 from flask import current_app
+from sqlalchemy import update
 
 from autodoctor.extensions import db
-from autodoctor.models import LedgerEntry
+from autodoctor.models import LedgerEntry, Payment, User
 
 ESCROW = "escrow"
 CUSTOMER = "customer"
@@ -23,35 +31,87 @@ def split(amount_cents, fee_percent):
 
 def _post(session_id, payment_id, memo, *legs):
     """One balanced transaction. A leg is (account, kind, amount) or, for a leg of another
-    session than the rest, (account, kind, amount, session id)."""
+    session than the rest, (account, kind, amount, session id), or also of another payment,
+    (account, kind, amount, session id, payment id). Legs of 0 cents are left out."""
     txn = str(uuid.uuid4())
     assert sum(leg[2] for leg in legs) == 0, "a ledger transaction must balance"
-    for account, kind, amount, *own_session in legs:
-        db.session.add(LedgerEntry(txn_id=txn, session_id=own_session[0] if own_session else session_id,
-                                   payment_id=payment_id, account=account, kind=kind, amount_cents=amount, memo=memo))
+    for account, kind, amount, *own in legs:
+        if not amount:
+            continue
+        db.session.add(LedgerEntry(txn_id=txn, session_id=own[0] if own else session_id,
+                                   payment_id=own[1] if len(own) > 1 else payment_id,
+                                   account=account, kind=kind, amount_cents=amount, memo=memo))
     db.session.flush()
     return txn
 
 
+def _sum(*where):
+    return db.session.scalar(
+        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0)).where(*where)) or 0
+
+
 def record_payment(payment):
-    """The customer's money arrives and is held in escrow for the session."""
+    """The customer's card money arrives and is held in escrow for the session (or, for an
+    appointment, for the payment)."""
     if payment.amount_cents:
         _post(payment.session_id, payment.id, f"Payment for {payment.description}",
               (CUSTOMER, "payment", -payment.amount_cents), (ESCROW, "payment", payment.amount_cents))
 
 
 def escrow_balance(session_id):
-    return db.session.scalar(
-        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
-        .where(LedgerEntry.session_id == session_id, LedgerEntry.account == ESCROW)) or 0
+    return _sum(LedgerEntry.session_id == session_id, LedgerEntry.account == ESCROW)
+
+
+def card_refundable(payment_id):
+    """What may still go back to the card of a payment: what the card paid, less what was
+    already refunded to it."""
+    return -_sum(LedgerEntry.payment_id == payment_id, LedgerEntry.account == CUSTOMER)
+
+
+def card_refunded(payment_id):
+    """What the ledger has refunded to the card of a payment so far."""
+    return _sum(LedgerEntry.payment_id == payment_id, LedgerEntry.account == CUSTOMER, LedgerEntry.kind == "refund")
+
+
+def _session_payments(session_id):
+    """The payments whose money the session's escrow holds, newest first."""
+    ids = db.select(LedgerEntry.payment_id).where(
+        LedgerEntry.session_id == session_id, LedgerEntry.account == ESCROW, LedgerEntry.amount_cents > 0)
+    return db.session.scalars(db.select(Payment).where(Payment.id.in_(ids)).order_by(Payment.id.desc())).all()
 
 
 def refund_session(session, memo):
-    """Return whatever is still held for the session to the customer. Returns cents refunded."""
+    """Return whatever is still held for the session to the customer, in one transaction:
+    to the card of each payment (newest first) up to what that card paid and has not had
+    back, the rest (paid from account credit) back to account credit. Returns the cents
+    refunded to cards; `last_card_refunds` tells which payment gets what."""
     held = escrow_balance(session.id)
-    if held > 0:
-        _post(session.id, None, memo, (ESCROW, "refund", -held), (CUSTOMER, "refund", held))
-    return held
+    if held <= 0:
+        return 0
+    legs, left = [], held
+    paid = _session_payments(session.id)
+    for payment in paid:
+        take = min(left, card_refundable(payment.id))
+        if take > 0:
+            legs += [(ESCROW, "refund", -take, session.id, payment.id), (CUSTOMER, "refund", take, session.id, payment.id)]
+            left -= take
+    if left:
+        from_credit = next((p.id for p in paid if p.credit_cents), None)
+        legs += [(ESCROW, "credit", -left, session.id, from_credit),
+                 (credit_account(session.customer_id), "credit", left, session.id, from_credit)]
+    _post(session.id, None, memo, *legs)
+    return held - left
+
+
+def last_card_refunds(session_id):
+    """[(payment id, cents)] of the session's latest refund to cards (to send to the provider)."""
+    latest = db.session.scalar(db.select(LedgerEntry.txn_id).where(
+        LedgerEntry.session_id == session_id, LedgerEntry.account == CUSTOMER, LedgerEntry.kind == "refund")
+        .order_by(LedgerEntry.id.desc()).limit(1))
+    if latest is None:
+        return []
+    return [(row.payment_id, row.amount_cents) for row in db.session.scalars(db.select(LedgerEntry).where(
+        LedgerEntry.txn_id == latest, LedgerEntry.account == CUSTOMER).order_by(LedgerEntry.id))]
 
 
 def settle_session(session):
@@ -71,11 +131,14 @@ def session_entries(session_id):
 
 
 def record_orphan_refund(payment, reason):
-    """A payment that could not become a session (or a booking): in and straight back out."""
-    _post(None, payment.id, "Payment received", (CUSTOMER, "payment", -payment.amount_cents),
-          (ESCROW, "payment", payment.amount_cents))
-    _post(None, payment.id, f"Refund: {reason}",
-          (ESCROW, "refund", -payment.amount_cents), (CUSTOMER, "refund", payment.amount_cents))
+    """A payment that could not become a session (or a booking): the card part in and straight
+    back out, and the account credit it held back to account credit."""
+    if payment.amount_cents:
+        _post(None, payment.id, "Payment received", (CUSTOMER, "payment", -payment.amount_cents),
+              (ESCROW, "payment", payment.amount_cents))
+        _post(None, payment.id, f"Refund: {reason}",
+              (ESCROW, "refund", -payment.amount_cents), (CUSTOMER, "refund", payment.amount_cents))
+    return_credit(payment, f"Credit back: {reason}")
 
 
 def credit_account(customer_id):
@@ -83,22 +146,46 @@ def credit_account(customer_id):
 
 
 def held_for_payment(payment_id):
-    """What escrow still holds of one payment (appointments are paid before any session)."""
-    return db.session.scalar(
-        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
-        .where(LedgerEntry.payment_id == payment_id, LedgerEntry.account == ESCROW)) or 0
+    """What escrow still holds of one payment itself (an appointment paid before any session,
+    or account credit reserved for a checkout); once it moved to a session, the session holds it."""
+    return _sum(LedgerEntry.payment_id == payment_id, LedgerEntry.account == ESCROW, LedgerEntry.session_id.is_(None))
 
 
 def credit_balance(customer_id):
-    """The customer's account credit in cents (from late cancellations and no-shows)."""
-    return db.session.scalar(
-        db.select(db.func.coalesce(db.func.sum(LedgerEntry.amount_cents), 0))
-        .where(LedgerEntry.account == credit_account(customer_id))) or 0
+    """The customer's account credit in cents (from late cancellations and no-shows), less
+    what open checkouts have reserved."""
+    return _sum(LedgerEntry.account == credit_account(customer_id))
+
+
+def lock_customer(customer_id):
+    """Take the customer's credit one checkout at a time: a no-op UPDATE of the users row (a
+    row lock on Postgres until commit, the write lock on SQLite)."""
+    db.session.execute(update(User).where(User.id == customer_id).values(id=User.id),
+                       execution_options={"synchronize_session": False})
+
+
+def reserve_credit(payment, cents):
+    """Account credit pays (part of) a checkout: it moves to the payment's hold in escrow, so
+    another checkout cannot spend it too. Call under `lock_customer`."""
+    if cents > 0:
+        _post(None, payment.id, f"Account credit for {payment.description}",
+              (credit_account(payment.customer_id), "credit", -cents), (ESCROW, "credit", cents))
+
+
+def return_credit(payment, memo=None):
+    """Whatever the payment's own hold still has goes back to account credit (a checkout that
+    can no longer complete: only its reserved credit is held). Idempotent; returns the cents."""
+    held = held_for_payment(payment.id)
+    if held > 0:
+        _post(None, payment.id, memo or f"Credit back: {payment.description} was not paid",
+              (ESCROW, "credit", -held), (credit_account(payment.customer_id), "credit", held))
+    return max(held, 0)
 
 
 def move_to_session(payment, session_id):
-    """An appointment's room opens: what escrow holds of its payment now belongs to the session,
-    settled (or refunded) with it like any other."""
+    """An appointment's room opens (or a checkout paid partly with credit opens its session):
+    what escrow holds of its payment now belongs to the session, settled (or refunded) with it
+    like any other. Idempotent."""
     held = held_for_payment(payment.id)
     if held > 0:
         _post(None, payment.id, f"{payment.description}: moved to session #{session_id}",
@@ -111,13 +198,19 @@ def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_ce
     """Empty the escrow of a cancelled appointment's payment in one balanced transaction: a
     refund to the customer, account credit, a flat fee to the platform, and whatever is left
     split like a session (platform fee, the mechanic the rest). With nothing taken off (an
-    in-person visit that took place) it is the payout of the deposit."""
+    in-person visit that took place) it is the payout of the deposit. The refund goes to the
+    card only up to what the card paid and has not had back; the rest of it (paid from
+    account credit) becomes account credit. Returns (cents to the card, cents to credit)."""
     held = held_for_payment(payment.id)
     kept = held - refund_cents - credit_cents - fee_cents
     assert kept >= 0, "a cancellation cannot pay out more than was paid"
+    to_card = min(refund_cents, max(card_refundable(payment.id), 0))
+    to_credit = credit_cents + refund_cents - to_card
     platform, earning = split(kept, current_app.config.get("PLATFORM_FEE_PERCENT", 20))
-    legs = [(ESCROW, "refund", -refund_cents), (CUSTOMER, "refund", refund_cents),
-            (ESCROW, "credit", -credit_cents), (credit_account(payment.customer_id), "credit", credit_cents),
+    legs = [(ESCROW, "refund", -to_card), (CUSTOMER, "refund", to_card),
+            (ESCROW, "credit", -to_credit), (credit_account(payment.customer_id), "credit", to_credit),
             (ESCROW, "platform_fee", -(fee_cents + platform)), (PLATFORM, "platform_fee", fee_cents + platform),
             (ESCROW, "mechanic_earning", -earning), (mechanic_account(mechanic_id), "mechanic_earning", earning)]
-    _post(None, payment.id, memo or f"Cancellation of {payment.description}", *[leg for leg in legs if leg[2]])
+    if any(leg[2] for leg in legs):
+        _post(None, payment.id, memo or f"Cancellation of {payment.description}", *legs)
+    return to_card, to_credit

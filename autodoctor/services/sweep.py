@@ -6,7 +6,7 @@ from datetime import timedelta
 from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
-from autodoctor.services import appointments, lifecycle
+from autodoctor.services import appointments, lifecycle, payments
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ def run_sweep(now=None):
             ConsultSession.ends_at <= now + timedelta(minutes=lifecycle.WARNING_MINUTES[0]),
             ConsultSession.warned_minutes.is_(None) | (ConsultSession.warned_minutes > lifecycle.WARNING_MINUTES[-1]))),
         (appointments.send_due_reminder, appointments.reminders_due(now)),
+        (appointments.check_match, appointments.matches_due(now)),  # "any available", 30 minutes before
+        # Checkouts that can no longer complete give their account credit back (after the holds above).
+        (payments.release_credit, payments.credit_to_release(now)),
     ]
     done = appointments.expire_holds(now=now)  # checkout holds past their 15 minutes
     db.session.commit()

@@ -6,7 +6,7 @@ one of its URL parameters has no fixture value, the test fails until someone dec
 
 Fixture world (fresh per test): customer A's paid session, accepted by mechanic A (so those
 two are the participants), with a chat line, A's payment and a photo on A's intake; and a
-pending request of a third customer. Customer B owns nothing.
+pending request of a third customer; an in-app notice for customer A. Customer B owns nothing.
 """
 import io
 import json
@@ -18,7 +18,7 @@ import config
 from autodoctor import create_app
 from autodoctor.extensions import db
 from autodoctor.models import Payment
-from autodoctor.services import chat, lifecycle, uploads
+from autodoctor.services import chat, lifecycle, notifications, uploads
 from tests.factories import PASSWORD, PaidSessionFactory, UserFactory, signed
 
 ROLES = ("anonymous", "customer_b", "mechanic_b", "admin", "customer_a", "mechanic_a")
@@ -94,6 +94,15 @@ EXCEPTIONS = {
     "room.report_edit": {"customer_a": FORBIDDEN},
     "webhooks.livekit_create": _everyone(UNSIGNED_401),  # its signature is an Authorization header
     "mechanic.appointment_no_show": {"mechanic_b": NOT_FOUND},  # only the appointment's mechanic
+    "mechanic.appointment_complete": {"mechanic_b": NOT_FOUND},
+    "mechanic.appointment_tablet_waiver": {"mechanic_b": NOT_FOUND},
+    "mechanic.appointment_tablet_waiver_sign": {"mechanic_b": NOT_FOUND},
+    # In-app notices (public blueprint, @login_required): the stream is the person's own channel
+    # (no id to probe); a notice can be dismissed only by its person (customer A's, in `world`).
+    "public.notifications_stream": {"anonymous": LOGIN},
+    "public.notification_dismiss_all": {"anonymous": LOGIN},
+    "public.notification_dismiss": {"anonymous": LOGIN, "customer_b": NOT_FOUND, "mechanic_a": NOT_FOUND,
+                                    "mechanic_b": NOT_FOUND, "admin": NOT_FOUND},
 }
 
 
@@ -201,13 +210,16 @@ def _build_matrix(tmp_path_factory):
         db.session.commit()
         assert session.status == "waiting" and pending.current_request.status == "pending"
         appointment = _appointment(customer_a.id, mechanic_a.id)
+        notice = notifications.notify(customer_a.id, "appointment_reminder", "Your appointment is tomorrow")
+        db.session.commit()
         world = {
             "session_id": session.id,
             "appointment_id": appointment.id,
+            "notification_id": notice.id,
             "payment_id": payment.id,
             "file_id": photo.id,
             "request_id": pending.current_request.id,
-            "filename": "css/app-1.css",
+            "filename": "css/app-2.css",
         }
         emails = {role: user.email for role, user in people.items()}
         db.session.remove()

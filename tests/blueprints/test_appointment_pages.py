@@ -1,6 +1,7 @@
 """The appointment pages: the customer's list in their own zone with "Add to calendar",
 cancel (with the tier's amounts stated first), reschedule and "Join" 15 minutes before; the
-mechanic's day and week views in the mechanic's zone with "Mark no-show" after 10 minutes."""
+mechanic's day and week views in the mechanic's zone with "Mark no-show" after 10 minutes.
+(The waiver and joining on the day: test_appointment_day_pages.py.)"""
 from datetime import datetime, timedelta
 
 import pytest
@@ -59,10 +60,11 @@ def test_join_appears_fifteen_minutes_before_the_start(app, login):
     customer, _, appointment = booked(app)
     client = login(customer)
     clock.set(TEN_AM - timedelta(minutes=16))
-    assert ">Join</a>" not in text(client.get("/customer/appointments"))
+    page = text(client.get("/customer/appointments"))
+    assert "Sign the waiver and join" not in page and "From 15 minutes before the start" in page
     clock.set(TEN_AM - timedelta(minutes=15))
     page = text(client.get("/customer/appointments"))
-    assert ">Join</a>" in page and "The room opens at the start time." in page
+    assert "Sign the waiver and join</a>" in page
     assert "Reschedule" not in page  # under 2 hours: it can no longer be moved
 
 

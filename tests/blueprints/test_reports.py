@@ -161,7 +161,7 @@ def test_summary_links_for_the_customer_and_edit_for_the_mechanic(written, users
 def test_summary_shows_the_form_when_the_mechanic_has_not_written_it(diagnostic, users, login):
     end(diagnostic, users["mechanic_a"])
     html = login(users["mechanic_a"]).get(f"/room/{diagnostic}/summary").get_data(as_text=True)
-    assert 'id="report-form"' in html and "js/app-1.js" in html
+    assert 'id="report-form"' in html and "js/app-2.js" in html
     html = login(users["customer_a"]).get(f"/room/{diagnostic}/summary").get_data(as_text=True)
     assert "The mechanic has not written the report yet." in html and 'id="report-form"' not in html
 

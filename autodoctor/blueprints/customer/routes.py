@@ -9,7 +9,7 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession
 from autodoctor.realtime import sse_response
 from autodoctor.security import owned_by_customer
-from autodoctor.services import history, intakes, lifecycle, payments, plans
+from autodoctor.services import history, intakes, lifecycle, money, payments, plans
 from autodoctor.services.errors import NotFound, ServiceError
 from autodoctor.services.uploads import ACCEPT_ATTR
 
@@ -20,7 +20,8 @@ def dashboard_index():
     history = db.session.scalars(db.select(ConsultSession).where(
         ConsultSession.customer_id == current_user.id, ConsultSession.status.in_(("completed", "cancelled")))
         .order_by(ConsultSession.id.desc()).limit(50)).all()
-    return render_template("customer/dashboard/index.html", active=active, history=history)
+    return render_template("customer/dashboard/index.html", active=active, history=history,
+                           credit_cents=money.credit_balance(current_user.id))
 
 
 def _intake_form(**kwargs):
@@ -126,6 +127,9 @@ def _after_payment(payment):
         if payment.status == "open":
             return render_template("customer/checkout/processing.html", payment=payment)
         return render_template("customer/checkout/extension_done.html", payment=payment)
+    if payment.status == "refunded" and payment.failure_message == payments.CREDIT_GONE:
+        flash(payment.failure_message, "error")
+        return redirect(url_for("customer.dashboard_index"), code=303)
     if payment.purpose == "appointment" and payment.status in ("paid", "refunded"):
         if payment.status == "paid":
             flash("Your appointment is booked. A confirmation email with a calendar invite is on its way.", "success")

@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 @bp.post("/stripe")
 @csrf.exempt
 def stripe_create():
-    """Stripe (or the built-in test checkout) tells us a checkout completed. The signature
-    is checked against the raw body; the event id and the fulfilment commit together."""
+    """Stripe (or the built-in test checkout) tells us a checkout completed (fulfil it) or
+    expired (its reserved account credit goes back). The signature is checked against the raw
+    body; the event id and what it changes commit together."""
     payload = request.get_data(cache=False)
     try:
         event = stripe_gateway.parse_webhook(payload, request.headers.get("Stripe-Signature"))

@@ -42,6 +42,18 @@
     if (el) el.classList.toggle("offline", !ok);
   }
   document.addEventListener("htmx:sseOpen", function () { setLive(true); });
+
+  /* Notices: any stream of the person's own channel (the mechanic dashboard, or
+     shared/_notices_stream.html) may push the whole notices area; swap it in. */
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var source = e.detail.source;
+    if (source.__notices) return;  /* the browser's own reconnects reopen the same source */
+    source.__notices = true;
+    source.addEventListener("notices", function (m) {
+      var area = document.getElementById("notices");
+      if (area) htmx.swap(area, m.data, {swapStyle: "outerHTML"});
+    });
+  });
   document.addEventListener("htmx:sseError", function () { setLive(false); });
 
   /* Room: reconnect with ?after=<last line seen>; drop lines already on screen. */
