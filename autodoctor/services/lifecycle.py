@@ -121,15 +121,20 @@ def _cancel(session, request, request_status, reason, detail, actor_id=None):
         db.session.rollback()
         return False
     timeline.record(session.id, "cancelled", detail, actor_id=actor_id, request_id=request and request.id)
-    refunded = money.refund_session(session, f"Refund: {detail}")
+    held = money.escrow_balance(session.id)
+    refunded = money.refund_session(session, f"Refund: {detail}")  # to cards; the rest was account credit
+    credited = max(held, 0) - refunded
     if refunded:
         timeline.record(session.id, "refunded", f"{refunded} cents refunded", request_id=request and request.id)
         from autodoctor.services import payments
 
         payments.refund_with_provider(session.id, refunded)
+    if credited:
+        timeline.record(session.id, "credited", f"{credited} cents back as account credit",
+                        request_id=request and request.id)
     from autodoctor.services import notifications
 
-    notifications.session_cancelled(session, detail, refunded)
+    notifications.session_cancelled(session, detail, refunded, credited)
     emit("request.changed", request_id=request and request.id, session_id=session.id)
     return True
 

@@ -61,9 +61,9 @@ def payment_received(payment):
                 payment=payment, customer=customer)
 
 
-def session_cancelled(session, reason, refunded_cents):
+def session_cancelled(session, reason, refunded_cents, credited_cents=0):
     queue_email(session.customer.email, "Your AutoDoctor session was cancelled", "emails/cancelled.txt",
-                session=session, reason=reason, refunded_cents=refunded_cents)
+                session=session, reason=reason, refunded_cents=refunded_cents, credited_cents=credited_cents)
 
 
 def session_completed(session):

@@ -42,6 +42,8 @@ def test_sign_the_waiver_and_land_in_the_room_while_the_mechanic_watches(app, lo
     assert "You can sign the waiver and join from <strong>14:45</strong>" in page  # London time
     assert "signature-pad" not in page
 
+    dashboard = text(mechanic_client.get("/mechanic/"))
+    assert "Next appointment: <strong>Mon 12 Jan, 10:00 EST</strong>" in dashboard and "Cara Customer" in dashboard
     clock.set(TEN_AM - timedelta(minutes=15))
     board = text(mechanic_client.get("/mechanic/appointments?day=2026-01-12"))
     assert "Waiting for waiver" in board and 'hx-trigger="every 10s"' in board

@@ -144,6 +144,9 @@ def test_credit_that_covers_everything_opens_the_session_without_a_card(app):
     db.session.commit()
     assert money.credit_balance(customer.id) == 5000
     assert money.CUSTOMER not in by_account(assert_ledger_whole())
+    told = db.session.scalar(sa.select(OutboxEmail).where(OutboxEmail.subject.like("%was cancelled%")))
+    assert "$29.99 you paid with account credit is back in your account" in told.body_text
+    assert "refunded" not in told.body_text
 
 
 def test_credit_that_covers_an_appointment_books_it_at_once(app):

@@ -18,7 +18,23 @@ def dashboard_index():
     recent = db.session.scalars(db.select(ConsultSession).where(
         ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("completed", "cancelled")))
         .order_by(ConsultSession.id.desc()).limit(20)).all()
-    return render_template("mechanic/dashboard/index.html", requests=open_requests(), active=active, recent=recent)
+    return render_template("mechanic/dashboard/index.html", requests=open_requests(), active=active, recent=recent,
+                           next_appointment=_next_appointment())
+
+
+def _next_appointment():
+    """The mechanic's next appointment (or the one going on), with its start on their clock."""
+    from autodoctor import clock
+    from autodoctor.models import Appointment
+    from autodoctor.services import availability
+
+    appointment = db.session.scalar(db.select(Appointment).where(
+        Appointment.mechanic_id == current_user.id, Appointment.status.in_(("booked", "started")),
+        Appointment.ends_at > clock.now()).order_by(Appointment.starts_at).limit(1))
+    if appointment is None:
+        return None
+    profile = current_user.mechanic_profile
+    return appointment, availability.local(appointment.starts_at, (profile.time_zone if profile else None) or "UTC")
 
 
 @bp.get("/sessions")
