@@ -1,12 +1,13 @@
 """All models, importable from one place (Alembic autogenerate sees them all)."""
 from autodoctor.models.chat import ChatMessage
 from autodoctor.models.files import StoredFile
+from autodoctor.models.matching import BookingDraft, Favorite, WaitlistEntry
 from autodoctor.models.money import LedgerEntry, Payment, StripeEvent
 from autodoctor.models.notifications import Notification
 from autodoctor.models.outbox import OutboxEmail
 from autodoctor.models.plans import Plan
 from autodoctor.models.reports import DiagnosticReport
-from autodoctor.models.requests import REQUEST_STATUSES, SessionRequest
+from autodoctor.models.requests import REQUEST_STATUSES, RequestOffer, SessionRequest
 from autodoctor.models.scheduling import Appointment, DateOverride, TimeOff, WeeklyHours
 from autodoctor.models.sessions import (
     SESSION_STATUSES,
@@ -22,4 +23,5 @@ __all__ = [
     "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
     "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
     "Vehicle", "Waiver", "Appointment", "DateOverride", "TimeOff", "WeeklyHours", "Notification",
+    "RequestOffer", "BookingDraft", "Favorite", "WaitlistEntry",
 ]

@@ -1,3 +1,4 @@
+import sqlalchemy as sa
 from flask_login import UserMixin
 
 from autodoctor import clock
@@ -41,6 +42,8 @@ class MechanicProfile(db.Model):
         db.CheckConstraint("buffer_minutes BETWEEN 0 AND 120", name="buffer_range"),
         db.CheckConstraint("daily_cap IS NULL OR daily_cap BETWEEN 1 AND 48", name="daily_cap_range"),
         db.CheckConstraint("booking_window_days BETWEEN 1 AND 365", name="booking_window_range"),
+        one_of("presence", ("online", "offline")),
+        db.Index("ix_mechanic_profiles_presence", "presence"),
     )
 
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -53,7 +56,13 @@ class MechanicProfile(db.Model):
     rating_sum = db.Column(db.Integer, nullable=False, default=0)
     rating_count = db.Column(db.Integer, nullable=False, default=0)
     completed_sessions = db.Column(db.Integer, nullable=False, default=0)
-    last_seen_at = db.Column(db.DateTime)
+    last_seen_at = db.Column(db.DateTime)  # the dashboard stream's last sign of life
+    # Presence: `online` is the dashboard toggle ("taking requests"); `presence` is what others
+    # see, online or offline (busy is derived from an active session): online only while the
+    # toggle is on and the dashboard stream has been seen in the last 60 seconds.
+    online = db.Column(db.Boolean, nullable=False, default=False, server_default=sa.false())
+    presence = db.Column(db.String(8), nullable=False, default="offline", server_default="offline")
+    presence_changed_at = db.Column(db.DateTime)
     # Scheduling: the zone the weekly hours are in, a gap kept free after each appointment,
     # at most this many appointments a day (NULL: no cap), how far ahead customers may book.
     time_zone = db.Column(db.String(64), nullable=False, default="America/Toronto", server_default="America/Toronto")
