@@ -32,11 +32,13 @@ class Intake(db.Model):
     city = db.Column(db.String(80), nullable=False)
     country = db.Column(db.String(2), nullable=False)
     advice_only = db.Column(db.Boolean, nullable=False, default=False)
+    # Book now: the online mechanic the customer picked, offered the request first.
+    preferred_mechanic_id = db.Column(db.Integer, db.ForeignKey("users.id"))
     created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
 
     vehicle = db.relationship("Vehicle")
     plan = db.relationship("Plan")
-    customer = db.relationship("User")
+    customer = db.relationship("User", foreign_keys=[customer_id])
     photos = db.relationship("StoredFile", order_by="StoredFile.id",
                              primaryjoin="StoredFile.intake_id == Intake.id")
     waiver = db.relationship("Waiver", uselist=False, back_populates="intake")

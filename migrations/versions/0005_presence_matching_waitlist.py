@@ -81,6 +81,11 @@ def upgrade():
         batch_op.create_index('ix_mechanic_profiles_presence', ['presence'], unique=False)
         batch_op.create_check_constraint(op.f('ck_mechanic_profiles_presence_valid'), "presence IN ('online', 'offline')")
 
+    with op.batch_alter_table('intakes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('preferred_mechanic_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_intakes_preferred_mechanic_id_users'), 'users',
+                                    ['preferred_mechanic_id'], ['id'])
+
     with op.batch_alter_table('session_requests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('broadcast_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('preferred_mechanic_id', sa.Integer(), nullable=True))
@@ -89,6 +94,10 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('intakes', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_intakes_preferred_mechanic_id_users'), type_='foreignkey')
+        batch_op.drop_column('preferred_mechanic_id')
+
     with op.batch_alter_table('session_requests', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_session_requests_preferred_mechanic_id_users'), type_='foreignkey')
         batch_op.drop_column('preferred_mechanic_id')
