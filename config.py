@@ -94,6 +94,9 @@ class Config:
     # flask-sock: ping every 25 s so the router (55 s idle limit) keeps the socket open.
     SOCK_SERVER_OPTIONS = {"ping_interval": 25}
     SSE_KEEPALIVE_SECONDS = 15
+    # A mechanic with "Taking requests" on is online while their dashboard stream has been seen
+    # within this many seconds (the stream's keepalive beats at least three times a window).
+    PRESENCE_TIMEOUT_SECONDS = _int("PRESENCE_TIMEOUT_SECONDS", 60)
 
 
 class ProductionConfig(Config):

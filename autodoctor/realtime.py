@@ -10,11 +10,14 @@ database by the endpoint that serves them.
 import json
 import logging
 import queue
+import select
+import socket
 import threading
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, request
 
 log = logging.getLogger(__name__)
 _presenters = defaultdict(list)
@@ -189,23 +192,40 @@ def make_broker(app):
     return RedisBroker(url) if url else LocalBroker()
 
 
-def stream(subscription, initial=(), keepalive=15):
+def stream(subscription, initial=(), keepalive=15, on_keepalive=None, client_gone=None):
     """Yield SSE text: a comment at once (proxies must see a first byte), the initial
-    messages, then live messages with a comment every `keepalive` seconds."""
+    messages, then live messages with a comment every `keepalive` seconds.
+
+    `on_keepalive()` (a heartbeat) runs every `keepalive` seconds while the stream is busy or
+    idle, each time after a write went through, so a client that has left stops it. Before each
+    beat `client_gone()` (if given) may end the stream: a closed tab is not counted as seen
+    once more just because one last write still fit into the socket buffer."""
     try:
         yield ": connected\n\n"
         for message in initial:
             yield sse_format(message)
+        last_beat = time.monotonic()
         while True:
-            message = subscription.get(timeout=keepalive)
+            wait = keepalive if on_keepalive is None else max(0.05, keepalive - (time.monotonic() - last_beat))
+            message = subscription.get(timeout=wait)
             yield ": keepalive\n\n" if message is None else sse_format(message)
+            if on_keepalive is not None and time.monotonic() - last_beat >= keepalive:
+                if client_gone is not None and client_gone():
+                    return
+                last_beat = time.monotonic()
+                on_keepalive()
     finally:
         subscription.close()
 
 
-def sse_response(channels, snapshot):
+def sse_response(channels, snapshot, on_keepalive=None, keepalive=None):
     """An SSE response: subscribe first (nothing is missed), then read the current state
-    (`snapshot()` -> messages) from the database, release the database connection, stream."""
+    (`snapshot()` -> messages) from the database, release the database connection, stream.
+
+    `on_keepalive()` runs inside the streaming generator, which Flask runs after the view
+    returned (no app or request context left; under gevent in the connection's own greenlet):
+    it gets a fresh app context each time, commits its own work, and whatever it raises is
+    logged, never allowed to end the stream. `keepalive` overrides SSE_KEEPALIVE_SECONDS."""
     from autodoctor.extensions import db
 
     app = current_app._get_current_object()
@@ -216,6 +236,40 @@ def sse_response(channels, snapshot):
         subscription.close()
         raise
     db.session.rollback()  # ends the read transaction: no connection is held while streaming
-    return app.response_class(stream(subscription, initial, app.config["SSE_KEEPALIVE_SECONDS"]),
+    keepalive = keepalive or app.config["SSE_KEEPALIVE_SECONDS"]
+    beat = gone = None
+    if on_keepalive is not None:
+        beat = _in_app_context(app, on_keepalive)
+        gone = _client_gone_check(request.environ) if has_request_context() else None
+    return app.response_class(stream(subscription, initial, keepalive, beat, gone),
                               mimetype="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _in_app_context(app, fn):
+    def run():
+        try:
+            with app.app_context():
+                fn()
+        except Exception:
+            log.exception("stream keepalive callback failed; the stream carries on")
+
+    return run
+
+
+def _client_gone_check(environ):
+    """gunicorn hands the client socket to the app: a client that closed its end makes it
+    readable with nothing to read (EOF). An SSE client sends nothing after its request, so
+    that is the only way it becomes readable. None where the server does not say (tests)."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+
+    def gone():
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed
+            return True
+
+    return gone

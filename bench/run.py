@@ -17,6 +17,13 @@
    server.
 4. Bytes on the wire for the pricing, intake, dashboard and room pages (a chat-plan room and a
    video-plan room, which loads the LiveKit SDK) with every CSS/JS they load.
+5. Matching: the score for one request over 10,000 generated mechanics (bench/matching.py, in one
+   process against the bench database), with and without loading them from Postgres. Alone:
+   `.venv/bin/python -m bench.matching` (a scratch database of its own).
+6. Presence fan-out: 500 logged-in customers hold /presence/stream open (the live badges of the
+   mechanic directory and profiles); one mechanic turns "Taking requests" on and off through
+   POST /mechanic/presence; time until every page has the new badge. Alone:
+   `.venv/bin/python bench/run.py --phases presence --http-logins 2`.
 """
 import argparse
 import asyncio
@@ -40,8 +47,9 @@ if str(ROOT) not in sys.path:
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 OUT = ROOT / "bench" / "out"
-TARGETS = {"dashboard_p99_ms": 250, "chat_p99_ms": 50, "page_kb": 30, "slots_month_ms": 20}
+TARGETS = {"dashboard_p99_ms": 250, "chat_p99_ms": 50, "page_kb": 30, "slots_month_ms": 20, "matching_score_ms": 50}
 MB = 1024 * 1024
+ALL_PHASES = {"bytes", "dashboard", "chat", "slots", "matching", "presence"}  # a run of all of them writes docs/PERFORMANCE.md
 
 
 def log(msg):
@@ -287,11 +295,11 @@ async def live_rooms(c):
 
 
 async def phase_bytes(args, stack, results, c):
-    log("page weight: pricing, intake, dashboard, room (chat plan), room (video plan)")
+    log("page weight: pricing, book now (first step), dashboard, room (chat plan), room (video plan)")
     rooms = await live_rooms(c)
     pages = {"Pricing (anonymous) — /pricing": ("/pricing", ""),
-             "Intake (logged-in customer) — /customer/intake": ("/customer/intake",
-                                                                  cookie_header(c.users["carla@autodoctor.example"])),
+             "Book now, first step (logged-in customer) — /customer/book/vehicle": (
+                 "/customer/book/vehicle", cookie_header(c.users["carla@autodoctor.example"])),
              f"Mechanic dashboard ({args.standing} open requests) — /mechanic/": (
                  "/mechanic/", cookie_header(c.users[c.mech_emails[0]])),
              f"{ROOM_CHAT} — /room/<id>": (f"/room/{rooms['chat10'][0]}", rooms["chat10"][1]),
@@ -650,6 +658,218 @@ async def phase_slots(args, stack, results, c):
         f"{args.slot_mechanics} mechanics p50={day['p50']:.1f}ms p99={day['p99']:.1f}ms")
 
 
+# -- matching (section 8) ---------------------------------------------------------------------
+def _matching_in_process(mechanics, repeats):
+    """bench/matching.py in its own Python process on the bench database (the stack's
+    DATABASE_URL is in os.environ after setup); returns its JSON results."""
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "bench.matching", "--json", "--mechanics", str(mechanics),
+                           "--repeats", str(repeats)], cwd=ROOT, env=dict(os.environ), capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.matching failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+async def phase_matching(args, stack, results, c):
+    log(f"matching: scoring {args.match_mechanics} mechanics for one request, {args.match_repeats} runs")
+    await quiet_gate(results, "matching", c)
+    m = results["matching"] = await c.to_thread(_matching_in_process, args.match_mechanics, args.match_repeats)
+    score, both = summary_ms(m["score"]), summary_ms(m["load_and_score"])
+    log(f"  rank p50={score['p50']:.1f}ms p99={score['p99']:.1f}ms; with loading from Postgres "
+        f"p50={both['p50']:.1f}ms p99={both['p99']:.1f}ms")
+
+
+def _render_matching(results):
+    m = results.get("matching")
+    if not m:
+        return []
+
+    def row(label, samples):
+        s = summary_ms(samples)
+        return f"| {label} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | {s['max']:.1f} |"
+
+    return ["", "## 8. Matching score (routing and the wizard's \"Find mechanics\")", "",
+            f"`services/matching.py` called in one Python process (bench/matching.py) against the bench's Postgres "
+            f"with {m['mechanics']} approved mechanics, {m['online']} of them online (bulk-inserted with varied "
+            f"profiles: specialties, brands, years, ratings, Red Seal, completed sessions, cities in three countries). One "
+            f"request: a Honda in Toronto, \"{_matching_concern()}\". The score's request-independent part is "
+            f"added up once per mechanic when it is loaded, so ranking is a set intersection and a few comparisons "
+            f"each; reasons are written for the 3 returned only. Each call ran {m['repeats']} times after one "
+            f"warm-up; the transaction is ended after each.", "",
+            "| call | samples | p50 ms | p90 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- |",
+            row(f"`rank(wanted, {m['mechanics']} candidates, limit=3)`, candidates already loaded", m["score"]),
+            row("`candidates()`: every approved mechanic from Postgres (one query, columns only)", m["load"]),
+            row("`candidates()` + `rank(limit=3)` (the wizard's search)", m["load_and_score"]),
+            row("`candidates(online_only, available_only)` + `rank(limit=3)` (the routing job)", m["routing"])]
+
+
+def _matching_concern():
+    from bench.matching import CONCERN
+
+    return CONCERN
+
+
+# -- presence fan-out (section 9) -------------------------------------------------------------
+PRESENCE_BADGE_RE = re.compile(rb'<span class="presence (\w+)" id="presence-(\d+)"')
+
+
+class PresenceWatcher:
+    """A page that includes shared/_presence_stream.html: /presence/stream with the ids of the
+    badges it shows (as static/js/presence-1.js sends them); records (arrival, mechanic id, state)
+    for every badge pushed."""
+
+    def __init__(self, user, mechanic_ids):
+        self.user, self.mechanic_ids = user, mechanic_ids
+        self.badges, self.events, self.bytes = [], 0, 0
+        self.ready = asyncio.Event()
+        self.task = self.error = self._response = None
+
+    async def connect(self):
+        ids = ",".join(str(i) for i in self.mechanic_ids)
+        self._response = await self.user.http.get(f"{self.user.base}/presence/stream?ids={ids}",
+                                                  headers={"Accept": "text/event-stream"})
+        if self._response.status != 200:
+            raise RuntimeError(f"presence stream {self.user.email}: HTTP {self._response.status}")
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self):
+        import aiohttp
+
+        buffer = b""
+        try:
+            async for chunk in self._response.content.iter_any():
+                now = time.monotonic()
+                self.bytes += len(chunk)
+                buffer += chunk
+                if b"\n\n" not in buffer:
+                    continue
+                *blocks, buffer = buffer.split(b"\n\n")
+                for block in blocks:
+                    match = PRESENCE_BADGE_RE.search(block) if b"event: presence" in block else None
+                    if match:
+                        self.badges.append((now, int(match.group(2)), match.group(1).decode()))
+                        self.events += 1
+                        self.ready.set()
+        except (aiohttp.ClientError, asyncio.CancelledError) as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.error = exc
+
+    def arrival(self, mechanic_id, state, since):
+        return next((t for t, mid, st in self.badges if t >= since and mid == mechanic_id and st == state), None)
+
+    async def close(self):
+        if self.task:
+            self.task.cancel()
+        if self._response is not None:
+            self._response.close()
+
+
+def _user_id(database_url, email):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+async def phase_presence(args, stack, results, c):
+    from bench.clients import USER_AGENT, Dashboard, User, csrf_token, gather_limited
+    from bench.stack import rss_kb
+
+    n = args.presence_clients
+    log(f"presence: {n} customers on /presence/stream; one mechanic turns \"Taking requests\" on and off")
+    emails = await c.to_thread(c.actor.call, "create_users", "bench-presence-", "customer", n)
+    (mech_email,) = await c.to_thread(c.actor.call, "create_users", "bench-presence-mech-", "mechanic", 1)
+    cookies = await c.to_thread(c.actor.call, "mint_sessions", emails + [mech_email], USER_AGENT)
+    mid = await c.to_thread(_user_id, stack.database_url, mech_email)
+    mechanic = User(stack.url, mech_email, c.connector).adopt(*cookies[mech_email])
+    users = [User(stack.url, e, c.connector).adopt(*cookies[e]) for e in emails]
+    watchers = [PresenceWatcher(u, [mid]) for u in users]
+    dashboard = Dashboard(mechanic)  # the mechanic's own dashboard: its stream is the heartbeat
+    try:
+        async with mechanic.http.get(stack.url + "/mechanic/") as r:
+            token = csrf_token(await r.text())
+        await dashboard.connect()
+        t = time.monotonic()
+        await gather_limited([w.connect() for w in watchers], 50)
+        if not await wait_until(lambda: all(w.ready.is_set() for w in watchers), 60, 0.05):
+            raise RuntimeError(f"only {sum(w.ready.is_set() for w in watchers)} presence streams got their snapshot")
+        results["presence_connect_seconds"] = time.monotonic() - t
+        log(f"  all {n} got the mechanic's badge in {results['presence_connect_seconds']:.1f}s")
+
+        async def one_round(on, into):
+            state = "online" if on else "offline"
+            t0 = time.monotonic()
+            async with mechanic.http.post(stack.url + "/mechanic/presence", headers={"HX-Request": "true"},
+                                          data={"csrf_token": token, "online": "1" if on else "0"}) as r:
+                body = await r.text()
+                if r.status != 200 or 'id="presence-toggle"' not in body:
+                    raise RuntimeError(f"POST /mechanic/presence: HTTP {r.status}")
+            posted = time.monotonic() - t0
+            await wait_until(lambda: all(w.arrival(mid, state, t0) is not None for w in watchers), 10)
+            if into is not None:
+                lat = [a - t0 for a in (w.arrival(mid, state, t0) for w in watchers) if a is not None]
+                into["samples"].extend(lat)
+                into["all_reached"].append(max(lat) if lat else float("nan"))
+                into["missing"] += len(watchers) - len(lat)
+                into["post_seconds"].append(posted)
+            await asyncio.sleep(random.uniform(0.05, 0.25))
+
+        for on in (True, False):  # warm-up
+            await one_round(on, None)
+        await quiet_gate(results, "presence", c)
+        fan = {"samples": [], "all_reached": [], "missing": 0, "post_seconds": [], "clients": n,
+               "rounds": args.presence_rounds}
+        log(f"{args.presence_rounds} rounds: the mechanic taps the switch (on, off, ...), wait for all {n} pages")
+        events_before = sum(w.events for w in watchers)
+        c.meter.start()
+        for i in range(args.presence_rounds):
+            await one_round(i % 2 == 0, fan)
+        fan["elapsed"], fan["cpu"] = c.meter.stop()
+        fan["peak_others"] = c.meter.peak_others
+        fan["bytes_per_event"] = sum(w.bytes for w in watchers) / max(1, sum(w.events for w in watchers))
+        fan["extra_events"] = sum(w.events for w in watchers) - events_before - len(fan["samples"])
+        fan["rss_kb"] = [rss_kb(pid) for pid in c.web_pids()]
+        fan["errors"] = sum(1 for w in watchers if w.error)
+        results["presence"] = fan
+        s, a = summary_ms(fan["samples"]), summary_ms(fan["all_reached"])
+        log(f"  presence fan-out: n={s['n']} p50={s['p50']:.1f}ms p99={s['p99']:.1f}ms; all {n} reached "
+            f"p50={a['p50']:.1f}ms p99={a['p99']:.1f}ms; missing={fan['missing']}")
+    finally:
+        await asyncio.gather(*(w.close() for w in watchers), dashboard.close(), return_exceptions=True)
+        for user in users + [mechanic]:
+            await user.close()
+
+
+def _render_presence(args, results):
+    fan = results.get("presence")
+    if not fan:
+        return []
+    s, a, p = summary_ms(fan["samples"]), summary_ms(fan["all_reached"]), summary_ms(fan["post_seconds"])
+    return ["", "## 9. Presence fan-out (live badges, SSE)", "",
+            f"{fan['clients']} customers, each logged in as a different account, hold `/presence/stream?ids=<the "
+            f"mechanic>` open, as the mechanic directory and profile pages do through "
+            f"shared/_presence_stream.html. One mechanic has their dashboard open (its stream is the presence "
+            f"heartbeat) and taps \"Taking requests\" — `POST /mechanic/presence` as the switch sends it under "
+            f"htmx — on, off, on, … ({fan['rounds']} rounds after two untimed ones); each change is a guarded "
+            f"UPDATE, committed, then the badge is rendered once and published through Redis to the `presence` "
+            f"channel (≈ {fan['bytes_per_event']:.0f} B on the wire per page per change). Latency is from sending "
+            f"the POST until the page has read the badge with the new state.", "",
+            "| measurement | samples | p50 ms | p90 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- |",
+            f"| switch tapped → badge on each of the {fan['clients']} pages ({fan['rounds']} rounds × "
+            f"{fan['clients']}) | {_row(s)} |",
+            f"| same rounds: until the **last** of the {fan['clients']} pages had it (one sample per round) | {_row(a)} |",
+            f"| that POST's own response time (the switch fragment back to the mechanic), for reference | {_row(p)} |",
+            "", f"Missing badges: {fan['missing']}; stream errors: {fan['errors']}; other badge events meanwhile: "
+            f"{fan['extra_events']}; web worker RSS after the rounds: {_rss(fan['rss_kb'])}. CPU during the timed "
+            f"rounds: {_cpu_line(fan['cpu'], fan['elapsed'])}."]
+
+
 async def run(args, stack, results):
     c = await setup(args, stack, results)
     if "bytes" in args.phases:
@@ -660,6 +880,10 @@ async def run(args, stack, results):
         await phase_chat(args, stack, results, c)
     if "slots" in args.phases:
         await phase_slots(args, stack, results, c)
+    if "matching" in args.phases:
+        await phase_matching(args, stack, results, c)
+    if "presence" in args.phases:
+        await phase_presence(args, stack, results, c)
     results["pg_version"], results["redis_version"] = _versions()
 
 
@@ -756,6 +980,20 @@ def render(args, results, command, started, duration):
                      f"{ms['p99']:.1f} ms | {_ok(ms['p99'], TARGETS['slots_month_ms'])} |")
         lines.append(f"| appointment slots, one day for {slots['mechanics']} mechanics (section 7), p99 | none set | "
                      f"{ds['p99']:.1f} ms | — |")
+    match = results.get("matching")
+    if match:
+        ms = summary_ms(match["score"])
+        lines.append(f"| scoring {match['mechanics']} mechanics for one request (section 8), p99 | "
+                     f"≤ {TARGETS['matching_score_ms']} ms | {ms['p99']:.1f} ms | "
+                     f"{_ok(ms['p99'], TARGETS['matching_score_ms'])} |")
+        ls = summary_ms(match["load_and_score"])
+        lines.append(f"| the same, loading the {match['mechanics']} mechanics from Postgres first (section 8), p99 | "
+                     f"none set | {ls['p99']:.1f} ms | — |")
+    fan = results.get("presence")
+    if fan:
+        fs = summary_ms(fan["all_reached"])
+        lines.append(f"| presence change → all {fan['clients']} connected pages have the badge (section 9), p99 | "
+                     f"none set | {fs['p99']:.1f} ms | — |")
     untargeted = set(results.get("untargeted_pages", []))
     for name, rows in (results.get("weights") or {}).get("gzip", {}).items():
         total = sum(r["headers"] + r["body"] for r in rows) / 1024
@@ -873,6 +1111,8 @@ def render(args, results, command, started, duration):
                   _slot_row("`slots(one mechanic, next 30 days, 45-minute plan)`", slots["month"], slots["month_slots"]),
                   _slot_row(f"`slots_for_mechanics({slots['mechanics']} mechanics, one day, 45-minute plan)`",
                             slots["day"], slots["day_slots"])]
+    lines += _render_matching(results)
+    lines += _render_presence(args, results)
     lines += ["", "## Method", "",
               "- `make bench` starts Postgres and Redis if needed, then bench/run.py creates a fresh database "
               f"(`flask db upgrade`, `flask seed-demo`), flushes Redis db {_redis_db()} and starts gunicorn with "
@@ -1097,8 +1337,12 @@ def parse_args(argv=None):
     p.add_argument("--probe-seconds", type=float, default=5,
                    help="/healthz and commit probes run this long before the uploads, then through them")
     p.add_argument("--slot-mechanics", type=int, default=500, help="mechanics in the appointment-slot timing")
-    p.add_argument("--phases", type=lambda v: set(v.split(",")), default={"bytes", "dashboard", "chat", "slots"},
-                   help="comma-separated subset of bytes,dashboard,chat,slots")
+    p.add_argument("--match-mechanics", type=int, default=10000, help="mechanics in the matching-score timing")
+    p.add_argument("--match-repeats", type=int, default=50, help="runs of each call in the matching-score timing")
+    p.add_argument("--presence-clients", type=int, default=500, help="pages on /presence/stream in the presence fan-out")
+    p.add_argument("--presence-rounds", type=int, default=20, help="switch taps timed in the presence fan-out")
+    p.add_argument("--phases", type=lambda v: set(v.split(",")), default=set(ALL_PHASES),
+                   help="comma-separated subset of " + ",".join(sorted(ALL_PHASES)))
     p.add_argument("--web-concurrency", type=int, default=2)
     p.add_argument("--login-concurrency", type=int, default=8)
     p.add_argument("--http-logins", type=int, default=40,
@@ -1155,7 +1399,7 @@ async def amain(args):
     raw = {k: v for k, v in results.items() if not k.startswith("_")}
     (OUT / "results.json").write_text(json.dumps(raw, default=str))
     (OUT / "PERFORMANCE.md").write_text(text)
-    if not args.no_doc and args.phases == {"bytes", "dashboard", "chat", "slots"}:
+    if not args.no_doc and args.phases == ALL_PHASES:
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(text)
         log(f"wrote {DOC.relative_to(ROOT)}")

@@ -259,7 +259,7 @@ def live_server(tmp_path_factory):
            "STRIPE_SECRET_KEY": "", "STRIPE_WEBHOOK_SECRET": "whsec_live_test", "SECRET_KEY": "live-test",
            "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port), "WEB_CONCURRENCY": "2",
            "SWEEP_INTERVAL_SECONDS": "2", "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
-           "LOGIN_RATE_LIMIT": "1000 per minute", "S3_BUCKET": "",
+           "LOGIN_RATE_LIMIT": "1000 per minute", "S3_BUCKET": "", "PRESENCE_TIMEOUT_SECONDS": "6",
            "AUTODOCTOR_CLOCK_OFFSET_FILE": str(tmp_path_factory.mktemp("clock") / "offset"),
            # No LiveKit server runs here: tokens are issued and the pre-join screen works; joining cannot.
            "LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": LIVEKIT_TEST_KEY,

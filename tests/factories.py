@@ -49,9 +49,10 @@ def PaidSessionFactory(customer, plan_code="chat10"):
 def AcceptedSessionFactory(customer, mechanic, plan_code="chat10", live=False):
     """A paid session `mechanic` accepted (waiting), committed; with live=True both joined the
     room and its clock runs."""
-    from autodoctor.services import lifecycle
+    from autodoctor.services import lifecycle, routing
 
     session = PaidSessionFactory(customer, plan_code)
+    routing.broadcast(session.current_request.id, early=True)  # whoever else is online: no head start
     db.session.commit()
     lifecycle.accept_request(session.current_request.id, mechanic.id)
     db.session.commit()

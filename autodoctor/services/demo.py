@@ -1,4 +1,5 @@
-"""Demo data for `make run`: an admin, three mechanics, two customers."""
+"""Demo data for `make run`: an admin, three mechanics (taking requests: online while their
+dashboard is open), two customers."""
 from autodoctor.extensions import db
 from autodoctor.models import User
 from autodoctor.services import accounts, plans, working_hours
@@ -7,11 +8,12 @@ DEMO_PASSWORD = "autodoctor-demo"
 DEMO_USERS = (
     ("admin@autodoctor.example", "Ada Admin", "admin", {}),
     ("mia@autodoctor.example", "Mia Mechanic", "mechanic",
-     {"years_experience": 12, "red_seal": True, "brands": "Honda, Toyota", "specialties": "brakes, electrical"}),
+     {"years_experience": 12, "red_seal": True, "brands": "Honda, Toyota", "specialties": "brakes, electrical",
+      "online": True}),
     ("raj@autodoctor.example", "Raj Mechanic", "mechanic",
-     {"years_experience": 6, "brands": "Ford", "specialties": "engine, transmission"}),
+     {"years_experience": 6, "brands": "Ford", "specialties": "engine, transmission", "online": True}),
     ("lena@autodoctor.example", "Lena Mechanic", "mechanic",
-     {"years_experience": 3, "brands": "BMW, Audi", "specialties": "diagnostics"}),
+     {"years_experience": 3, "brands": "BMW, Audi", "specialties": "diagnostics", "online": True}),
     ("carla@autodoctor.example", "Carla Customer", "customer", {}),
     ("dev@autodoctor.example", "Dev Customer", "customer", {}),
 )

@@ -31,12 +31,8 @@ class HistoryRow:
         return bool(self.session.mechanic_notes)
 
 
-@dataclass(frozen=True)
-class HistoryPage:
-    rows: list
-    page: int
-    per_page: int
-    total: int
+class Paging:
+    """Page arithmetic for a dataclass with `page`, `per_page` and `total` fields."""
 
     @property
     def pages(self):
@@ -49,6 +45,14 @@ class HistoryPage:
     @property
     def has_next(self):
         return self.page < self.pages
+
+
+@dataclass(frozen=True)
+class HistoryPage(Paging):
+    rows: list
+    page: int
+    per_page: int
+    total: int
 
     @property
     def first_index(self):

@@ -82,18 +82,7 @@ def check_intake(customer, plan, data, photos, waiver_now=True):
             draft.vehicle_id = vehicle.id
     elif not draft.advice_only:
         draft.new_vehicle = _check_vehicle(data, errors)
-    draft.concern = (data.get("concern") or "").strip()
-    if len(draft.concern) < 10:
-        errors["concern"] = "Describe the problem in at least 10 characters."
-    elif len(draft.concern) > 4000:
-        errors["concern"] = "Keep the description under 4,000 characters."
-    draft.city, draft.country = (data.get("city") or "").strip(), (data.get("country") or "").strip().upper()
-    if not draft.city:
-        errors["city"] = "Enter your city."
-    elif len(draft.city) > 80:
-        errors["city"] = "Keep the city under 80 characters."
-    if len(draft.country) != 2 or not draft.country.isalpha():
-        errors["country"] = "Choose your country."
+    draft.concern, draft.city, draft.country = _check_concern(data, errors)
     if waiver_now and not data.get("accept_waiver"):
         errors["accept_waiver"] = "You must accept the waiver to continue."
     photos = [p for p in photos if p[0] or p[1]]
@@ -110,6 +99,50 @@ def check_intake(customer, plan, data, photos, waiver_now=True):
     if errors:
         raise IntakeErrors(errors)
     return draft
+
+
+def check_vehicle(customer, data):
+    """The vehicle part of an intake alone (the book-now wizard's first step): (advice_only,
+    saved vehicle id or None, new vehicle dict or None), or IntakeErrors for its fields."""
+    errors = {}
+    advice_only, vehicle_id, new_vehicle = bool(data.get("advice_only")), None, None
+    if not advice_only and data.get("vehicle_id"):
+        vehicle = db.session.get(Vehicle, data["vehicle_id"])
+        if vehicle is None or vehicle.owner_id != customer.id:
+            errors["vehicle"] = "Choose one of your vehicles, or add one."
+        else:
+            vehicle_id = vehicle.id
+    elif not advice_only:
+        new_vehicle = _check_vehicle(data, errors)
+    if errors:
+        raise IntakeErrors(errors)
+    return advice_only, vehicle_id, new_vehicle
+
+
+def check_concern(data):
+    """The concern, city and country of an intake alone (trimmed; the country upper case), or
+    IntakeErrors for those fields."""
+    errors = {}
+    checked = _check_concern(data, errors)
+    if errors:
+        raise IntakeErrors(errors)
+    return checked
+
+
+def _check_concern(data, errors):
+    concern = (data.get("concern") or "").strip()
+    if len(concern) < 10:
+        errors["concern"] = "Describe the problem in at least 10 characters."
+    elif len(concern) > 4000:
+        errors["concern"] = "Keep the description under 4,000 characters."
+    city, country = (data.get("city") or "").strip(), (data.get("country") or "").strip().upper()
+    if not city:
+        errors["city"] = "Enter your city."
+    elif len(city) > 80:
+        errors["city"] = "Keep the city under 80 characters."
+    if len(country) != 2 or not country.isalpha():
+        errors["country"] = "Choose your country."
+    return concern, city, country
 
 
 def _check_vehicle(data, errors):
@@ -164,3 +197,15 @@ class IntakeErrors(ValidationError):
     def __init__(self, errors):
         super().__init__("Please correct the highlighted fields.")
         self.errors = errors
+
+
+def saved_vehicles(customer_id, limit=10):
+    """The customer's vehicles, newest first, each car once (every intake saves the one typed)."""
+    found, seen = [], set()
+    for vehicle in db.session.scalars(db.select(Vehicle).where(Vehicle.owner_id == customer_id)
+                                      .order_by(Vehicle.id.desc()).limit(100)):
+        key = (vehicle.year, vehicle.make.casefold(), vehicle.model.casefold(), vehicle.vin or "")
+        if key not in seen:
+            seen.add(key)
+            found.append(vehicle)
+    return found[:limit]

@@ -15,7 +15,7 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, MechanicProfile, SessionParticipant, SessionRequest, User
 from autodoctor.models.requests import OPEN_REQUEST_STATUSES
 from autodoctor.realtime import emit
-from autodoctor.services import money, timeline
+from autodoctor.services import money, routing, timeline
 from autodoctor.services.errors import Conflict, Forbidden, NotFound, ValidationError
 
 UNATTENDED_AFTER = timedelta(minutes=5)
@@ -26,6 +26,7 @@ WARNING_MINUTES = (5, 1)  # "time left" warnings in a live session
 
 BUSY_MESSAGE = "You already have an active session. Finish it before accepting another request."
 TAKEN_MESSAGE = "Another mechanic already accepted this request."
+HELD_MESSAGE = "This request is offered to other mechanics first — it opens to everyone at {time}."
 
 
 def _guarded(model, id_, statuses, *conditions, **values):
@@ -57,8 +58,10 @@ def active_session_for_customer(customer_id):
 
 
 def open_session(payment):
-    """A paid (or free) intake becomes a pending session with a pending request."""
+    """A paid (or free) intake becomes a pending session with a pending request, routed to
+    the best online matches first (services.routing)."""
     from autodoctor.jobs import lifecycle as lifecycle_jobs
+    from autodoctor.jobs import routing as routing_jobs
 
     intake = payment.intake
     session = ConsultSession(customer_id=payment.customer_id, plan_id=payment.plan_id, intake_id=intake.id,
@@ -66,6 +69,7 @@ def open_session(payment):
     db.session.add(session)
     db.session.flush()  # the customer's partial unique index speaks here
     request = SessionRequest(session=session, customer_id=session.customer_id, status="pending")
+    routing.hold(request)  # offered to the best online matches first: the routing job picks them
     db.session.add(request)
     db.session.flush()
     timeline.record(session.id, "created", f"{payment.plan.name} paid", actor_id=session.customer_id,
@@ -73,11 +77,18 @@ def open_session(payment):
     jobs.schedule(UNATTENDED_AFTER, lifecycle_jobs.mark_unattended_job, request.id)
     jobs.schedule(EXPIRE_AFTER, lifecycle_jobs.expire_request_job, request.id)
     emit("request.changed", request_id=request.id, session_id=session.id)
+    if request.broadcast_at is not None:
+        jobs.enqueue(routing_jobs.route_request_job, request.id)
+    from autodoctor.services import waitlist
+
+    waitlist.booked(session.customer_id)  # off the waitlist, if they were on it
     return session
 
 
 def accept_request(request_id, mechanic_id, assigned_by=None):
-    """First mechanic wins. Others get Conflict; so does a mechanic who is already busy."""
+    """First mechanic wins. Others get Conflict; so does a mechanic who is already busy, and
+    (unless an admin assigns it) one it is not offered to while it is still held for its
+    targeted mechanics (services.routing) — in the same guarded UPDATE."""
     from autodoctor.jobs import lifecycle as lifecycle_jobs
 
     mechanic = db.session.get(User, mechanic_id)
@@ -89,10 +100,14 @@ def accept_request(request_id, mechanic_id, assigned_by=None):
     if mechanic_busy(mechanic_id):
         raise Conflict(BUSY_MESSAGE)
     now = clock.now()
+    held = () if assigned_by else (routing.visible_to(mechanic_id, now),)
     try:
-        if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES,
+        if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES, *held,
                         status="accepted", mechanic_id=mechanic_id, accepted_at=now, closed_at=now):
             db.session.rollback()
+            request = db.session.get(SessionRequest, request_id)
+            if request.status in OPEN_REQUEST_STATUSES and request.broadcast_at and request.broadcast_at > now:
+                raise Conflict(HELD_MESSAGE.format(time=routing.opens_at_label(request)))
             raise Conflict(TAKEN_MESSAGE)
         if not _guarded(ConsultSession, request.session_id, ("pending",),
                         status="waiting", mechanic_id=mechanic_id, accepted_at=now):

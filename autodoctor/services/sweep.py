@@ -6,7 +6,7 @@ from datetime import timedelta
 from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
-from autodoctor.services import appointments, lifecycle, payments
+from autodoctor.services import appointments, lifecycle, payments, presence, routing, waitlist
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ def run_sweep(now=None):
             SessionRequest.created_at <= now - lifecycle.EXPIRE_AFTER)),
         (lifecycle.mark_unattended, db.select(SessionRequest.id).where(
             SessionRequest.status == "pending", SessionRequest.created_at <= now - lifecycle.UNATTENDED_AFTER)),
+        (routing.broadcast, routing.due_for_broadcast(now)),  # targeted offers' 60 s over: to everyone
         (lifecycle.cancel_no_show, db.select(SessionRequest.id).join(ConsultSession).where(
             SessionRequest.status == "accepted", ConsultSession.status == "waiting",
             SessionRequest.accepted_at <= now - lifecycle.NO_SHOW_AFTER)),
@@ -35,9 +36,16 @@ def run_sweep(now=None):
         (appointments.check_match, appointments.matches_due(now)),  # "any available", 30 minutes before
         # Checkouts that can no longer complete give their account credit back (after the holds above).
         (payments.release_credit, payments.credit_to_release(now)),
+        (waitlist.expire_entry, waitlist.due(now)),  # waitlist places past their 24 hours
     ]
     done = appointments.expire_holds(now=now)  # checkout holds past their 15 minutes
     db.session.commit()
+    try:  # mechanics whose dashboard has been gone for the presence window go offline
+        done += presence.expire(now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("sweep: presence.expire failed")
     for transition, query in steps:
         ids = query if isinstance(query, list) else db.session.scalars(query.limit(500)).all()
         for item_id in ids:

@@ -103,6 +103,7 @@ EXCEPTIONS = {
     "public.notification_dismiss_all": {"anonymous": LOGIN},
     "public.notification_dismiss": {"anonymous": LOGIN, "customer_b": NOT_FOUND, "mechanic_a": NOT_FOUND,
                                     "mechanic_b": NOT_FOUND, "admin": NOT_FOUND},
+    "public.presence_stream": {"anonymous": LOGIN},  # live presence badges: @login_required
 }
 
 
@@ -220,6 +221,8 @@ def _build_matrix(tmp_path_factory):
             "file_id": photo.id,
             "request_id": pending.current_request.id,
             "filename": "css/app-2.css",
+            "step": "vehicle",  # the book-now wizard's first step
+            "mechanic_id": mechanic_a.id,  # public profile, favorite toggle (anyone may look; customers favorite)
         }
         emails = {role: user.email for role, user in people.items()}
         db.session.remove()

@@ -41,7 +41,7 @@ def test_signup_creates_a_logged_in_customer(client):
     assert response.headers["Location"] == "/customer/intake"
     user = db.session.scalar(sa.select(User).where(User.email == "sam@example.com"))
     assert user is not None and user.role == "customer" and user.full_name == "Sam Driver"
-    page = client.get("/customer/intake")
+    page = client.get("/customer/intake", follow_redirects=True)  # on to the book-now wizard
     assert page.status_code == 200
     assert "Welcome to AutoDoctor" in text(page)
 
@@ -257,7 +257,7 @@ def test_form_token_and_htmx_header_token_are_accepted(csrf_app):
     assert response.status_code == 303
 
     # HTMX requests carry the token from <body hx-headers> as X-CSRFToken.
-    intake = client.get("/customer/intake")
+    intake = client.get("/customer/intake", follow_redirects=True)
     header_token = htmx_token(intake)
     ok = client.post("/customer/intake/vin", data={"vin": "1HGCM82633A004352"},
                      headers={"HX-Request": "true", "X-CSRFToken": header_token})

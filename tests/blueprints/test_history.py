@@ -303,7 +303,7 @@ def test_a_customer_with_no_sessions_is_invited_to_get_help(cast, login):
     empty = find(html, "history-empty")
     assert empty is not None and "No sessions yet" in _text(empty)
     cta = empty.find(f".//{NS}a")
-    assert _text(cta) == "Get help" and cta.get("href") == "/customer/intake"
+    assert _text(cta) == "Get help" and cta.get("href") == "/customer/book"
     assert history_rows(html) == []
 
 

@@ -1,6 +1,8 @@
-"""The intake form (POST /customer/intake, multipart): inline field errors, VIN checks,
-advice-only, plans, uploads checked by content (and nothing stored when anything is wrong),
-the waiver record, and the free plan going straight to the waiting page."""
+"""The single-form intake (POST /customer/intake, multipart; kept for forms still open and for
+clients posting it, while GET /customer/intake now leads to the book-now wizard, see
+test_book_wizard.py): inline field errors, VIN checks, advice-only, plans, uploads checked by
+content (and nothing stored when anything is wrong), the waiver record, and the free plan going
+straight to the waiting page."""
 import html
 import io
 import re
@@ -187,8 +189,17 @@ def test_inactive_plan_is_refused(app, customer):
     assert_nothing_stored(app)
 
 
-def test_intake_form_with_unknown_plan_in_the_query_still_renders(customer):
-    assert customer.get("/customer/intake?plan=platinum").status_code == 200
+def test_the_intake_page_leads_to_the_wizard_keeping_the_plan(customer):
+    response = customer.get("/customer/intake?plan=video15")
+    assert response.status_code == 303 and response.headers["Location"] == "/customer/book?plan=video15"
+    assert customer.get("/customer/intake").headers["Location"] == "/customer/book"
+    page = customer.get("/customer/book/plan", follow_redirects=True)
+    assert page.request.path == "/customer/book/vehicle"  # the plan step needs a vehicle first
+
+
+def test_intake_page_with_unknown_plan_in_the_query_still_renders(customer):
+    response = customer.get("/customer/intake?plan=platinum", follow_redirects=True)
+    assert response.status_code == 200 and response.request.path == "/customer/book/vehicle"
 
 
 # --- uploads ---------------------------------------------------------------------------------
@@ -312,7 +323,7 @@ def test_waiver_records_version_ip_and_user_agent(app, customer, users):
     assert waiver.user_agent == agent
     assert waiver.user_id == users["customer_a"].id
     assert waiver.accepted_at is not None
-    assert "version 2026-11" in customer.get("/customer/intake").get_data(as_text=True)
+    assert "version 2026-11" in submit(customer, concern="").get_data(as_text=True)  # the form shown again
 
 
 def test_free_plan_skips_payment_and_goes_to_the_waiting_page(app, customer):

@@ -378,9 +378,14 @@ def test_other_roles_cannot_schedule(login, users, world):
 # --- "schedule instead" from book now --------------------------------------------------------
 
 def test_the_book_now_page_offers_to_schedule_instead(client_c):
-    html = client_c.get("/customer/intake").get_data(as_text=True)
-    assert re.search(r'<button[^>]*name="from" value="intake" formmethod="get"\s+formaction="/customer/schedule"'
-                     r'[^>]*>Schedule for later instead</button>', html)
+    """The book-now wizard links to the scheduling page with what its draft holds."""
+    client_c.post("/customer/book/vehicle", data={"vehicle": "none"})
+    client_c.post("/customer/book/plan", data={"plan": "video15"})
+    html = client_c.get("/customer/book/mechanic").get_data(as_text=True)
+    link = re.search(r'<a[^>]*href="(/customer/schedule\?[^"]*)"[^>]*id="schedule-instead"[^>]*>'
+                     r'Schedule for later instead</a>', html)
+    assert link and "from=intake" in link.group(1) and "plan=video15" in link.group(1)
+    assert "vehicle=none" in link.group(1)
 
 
 def test_what_was_typed_on_book_now_is_carried_over(client_c, world):

@@ -1,13 +1,17 @@
 """The dashboard and waiting-page streams: a first byte at once, event ids, the current
 state from the database on every (re)connect, then live changes."""
+import time
+
 from autodoctor.extensions import db
 from autodoctor.services import lifecycle
 from tests.factories import PaidSessionFactory, UserFactory
 
 
-def read_events(response, count):
-    """Read SSE text until `count` events (not comments) have arrived."""
+def read_events(response, count=None, want=None, seconds=10):
+    """Read SSE text until `count` events (not comments) have arrived, or until want(events) is
+    true (then failing after `seconds` without it)."""
     buffer, events = "", []
+    deadline = time.monotonic() + seconds
     for chunk in response.response:
         buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
         while "\n\n" in buffer:
@@ -19,8 +23,13 @@ def read_events(response, count):
                 key, _, value = line.partition(": ")
                 fields[key] = fields.get(key, "") + ("\n" if key in fields else "") + value
             events.append(fields)
-            if len(events) == count:
+            if (want(events) if want else len(events) == count):
                 return events
+        if want and time.monotonic() > deadline:
+            break
+    if want:
+        raise AssertionError(f"not found in {[e.get('event') for e in events]}")
+    return events
     return events
 
 
@@ -69,8 +78,8 @@ def test_live_change_reaches_an_open_dashboard_stream(app, login):
     customer = UserFactory("customer")
     db.session.commit()
     response = login(mechanic).get("/mechanic/stream", buffered=False)
-    snapshot = read_events(response, 2)
-    assert "No open requests" in snapshot[0]["data"]
+    snapshot = read_events(response, 3)  # the general list, the active session, the mechanic's own offers
+    assert "No open requests" in snapshot[0]["data"] and snapshot[2]["event"] == "offers"
     request_id = PaidSessionFactory(customer).current_request.id
     db.session.commit()
     pushed = read_events(response, 1)[0]

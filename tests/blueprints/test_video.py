@@ -185,7 +185,7 @@ def test_pages_other_than_the_room_load_no_livekit_code(livekit, login, client, 
     customer, mechanic = login(people["customer"]), login(people["mechanic"])
     pages = [
         (client, "/"), (client, "/pricing"), (client, "/login"),
-        (customer, "/customer/"), (customer, "/customer/intake?plan=video15"), (customer, "/customer/sessions"),
+        (customer, "/customer/"), (customer, "/customer/book/vehicle"), (customer, "/customer/sessions"),
         (mechanic, "/mechanic/"), (mechanic, "/mechanic/sessions"),
         (login(chat_people["customer"]), f"/room/{chat_session.id}"),
         (login(finished_people["customer"]), f"/room/{finished.id}/summary"),

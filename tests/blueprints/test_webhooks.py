@@ -339,7 +339,7 @@ def test_customer_with_an_active_session_gets_a_clear_message_not_a_second_sessi
     db.session.commit()
     customer = login(users["customer_a"])
 
-    form = customer.get("/customer/intake")
+    form = customer.get("/customer/intake", follow_redirects=True)
     assert "You already have an active session" in form.get_data(as_text=True)
 
     response = customer.post("/customer/intake", data=INTAKE, follow_redirects=True)

@@ -9,7 +9,7 @@ import pytest
 import config
 from autodoctor import create_app
 from autodoctor.extensions import db
-from autodoctor.services import lifecycle
+from autodoctor.services import lifecycle, routing
 from tests.factories import PaidSessionFactory, UserFactory
 
 
@@ -59,6 +59,8 @@ def accepted_session(live_app):
                       for n in range(1, outsiders + 1)]
             db.session.commit()
             session = PaidSessionFactory(customer, plan_code)
+            # Mechanics another test left online get no head start on this one.
+            routing.broadcast(session.current_request.id, early=True)
             db.session.commit()
             lifecycle.accept_request(session.current_request.id, mechanic.id)
             db.session.commit()

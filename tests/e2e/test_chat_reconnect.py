@@ -23,6 +23,10 @@ import requests
 import sqlalchemy as sa
 import websocket
 
+from autodoctor.extensions import db
+from autodoctor.models import ConsultSession
+from autodoctor.services import routing
+
 pytestmark = pytest.mark.e2e
 DEMO_PASSWORD = "autodoctor-demo"
 DEMO_MECHANICS = ("raj@autodoctor.example", "lena@autodoctor.example", "mia@autodoctor.example")
@@ -216,11 +220,14 @@ def assert_each_line_at_most_once(conn, name):
 # --- the room ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def room(live_server):
+def room(live_server, live_app):
     base = live_server.url
     concern = f"Rattle from the dashboard at idle, ref {uuid.uuid4().hex[:8]}"
     customer = sign_up_customer(base)
     session_id = paid_session(customer, concern)
+    with live_app.app_context():  # mechanics another test left online get no head start on this one
+        routing.broadcast(db.session.get(ConsultSession, session_id).current_request.id, early=True)
+        db.session.commit()
     mechanic, redirect = accept_as_a_free_mechanic(base, concern)
     assert redirect.endswith(f"/room/{session_id}")
     assert customer.get(f"/room/{session_id}").status_code == 200

@@ -2,8 +2,8 @@
 vehicle, a plan, a mechanic, a day and a time (the page never reloads, times on the London
 clock), describes the concern with a photo (kept while they change the time), reviews, holds
 it, pays with the test card and lands on the appointments page; the appointment is booked with
-the intake and no waiver yet. And "Schedule for later instead" from the book-now page keeps
-what the customer typed there."""
+the intake and no waiver yet. And "Schedule for later instead" from the book-now wizard keeps
+what the customer entered there."""
 import io
 import re
 import uuid
@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from autodoctor.extensions import db
 from autodoctor.models import Appointment
 from autodoctor.services import availability, working_hours
-from tests.e2e.helpers import signup
+from tests.e2e.helpers import signup, wizard_step
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.e2e
@@ -126,14 +126,23 @@ def test_schedule_instead_keeps_what_was_typed_on_book_now(live_server, live_app
     page = context.new_page()
     try:
         signup(page, live_server.url, f"later-{uuid.uuid4().hex[:8]}@example.com")
-        page.select_option("select[name=plan]", "video15")
+        # The book-now wizard up to the waiver; "Schedule for later instead" carries its draft over.
         page.fill("input[name=year]", "2011")
         page.fill("input[name=make]", "Honda")
         page.fill("input[name=model]", "Civic")
+        page.click("#book-next")
+        wizard_step(page, "plan")
+        page.locator("input[name=plan][value=video15]").check()
+        page.click("#book-next")
+        wizard_step(page, "mechanic")
+        page.click("#book-next")  # any available mechanic
+        wizard_step(page, "concern")
         page.fill("textarea[name=concern]", CONCERN)
         page.fill("input[name=city]", "Leeds")
         page.select_option("select[name=country]", "GB")
-        page.get_by_role("button", name="Schedule for later instead").click()
+        page.click("#book-next")
+        wizard_step(page, "waiver")
+        page.locator("#schedule-instead").click()
 
         expect(page).to_have_url(re.compile(r"/customer/schedule\?"))
         assert "csrf_token" not in page.url

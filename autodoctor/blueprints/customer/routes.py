@@ -2,7 +2,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from autodoctor import htmx
-from autodoctor.blueprints.customer import bp
+from autodoctor.blueprints.customer import book, bp  # noqa: F401 (book: the wizard's routes)
 from autodoctor.blueprints.customer.forms import IntakeForm, TestCardForm
 from autodoctor.blueprints.customer.presenters import session_status_message
 from autodoctor.extensions import db
@@ -33,14 +33,15 @@ def _intake_form(**kwargs):
 
 @bp.get("/intake")
 def intake_new():
-    active = lifecycle.active_session_for_customer(current_user.id)
-    form = _intake_form(plan=request.args.get("plan", "chat10"), city=current_user.city or "",
-                        country=current_user.country or "")
-    return render_template("customer/intake/new.html", form=form, active=active, accept=ACCEPT_ATTR)
+    """The single book-now form became the wizard: go there (a ?plan= choice is kept)."""
+    plan = request.args.get("plan")
+    return redirect(url_for("customer.book_index", **({"plan": plan} if plan else {})), code=303)
 
 
 @bp.post("/intake")
 def intake_create():
+    """The single-form book-now (kept for forms still open in a browser and for API-like
+    clients): everything in one multipart POST; errors come back on the old form."""
     form = _intake_form()
     active = lifecycle.active_session_for_customer(current_user.id)
     field_errors = {}

@@ -22,7 +22,7 @@ from autodoctor import clock, htmx
 from autodoctor.blueprints.customer import bp
 from autodoctor.blueprints.customer.forms import COUNTRIES
 from autodoctor.extensions import db
-from autodoctor.models import Appointment, Intake, MechanicProfile, User, Vehicle
+from autodoctor.models import Appointment, Intake, MechanicProfile, User
 from autodoctor.services import appointments, availability, intakes, money, payments, plans, working_hours
 from autodoctor.services.errors import ServiceError
 
@@ -126,15 +126,7 @@ def _mechanics():
 
 
 def _saved_vehicles(customer_id):
-    """The customer's vehicles, newest first, each car once (book-now saves one per intake)."""
-    found, seen = [], set()
-    for vehicle in db.session.scalars(db.select(Vehicle).where(Vehicle.owner_id == customer_id)
-                                      .order_by(Vehicle.id.desc()).limit(100)):
-        key = (vehicle.year, vehicle.make.casefold(), vehicle.model.casefold(), vehicle.vin or "")
-        if key not in seen:
-            seen.add(key)
-            found.append(vehicle)
-    return found[:SAVED_VEHICLES]
+    return intakes.saved_vehicles(customer_id, SAVED_VEHICLES)
 
 
 def _details(form, customer_id):

@@ -3,7 +3,13 @@ from flask_login import current_user
 
 from autodoctor import htmx
 from autodoctor.blueprints.mechanic import bp
-from autodoctor.blueprints.mechanic.presenters import active_session_message, open_requests, request_list_message
+from autodoctor.blueprints.mechanic.presenters import (
+    active_session_message,
+    offers_context,
+    offers_message,
+    open_requests,
+    request_list_message,
+)
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, SessionRequest
 from autodoctor.realtime import sse_response
@@ -19,7 +25,7 @@ def dashboard_index():
         ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("completed", "cancelled")))
         .order_by(ConsultSession.id.desc()).limit(20)).all()
     return render_template("mechanic/dashboard/index.html", requests=open_requests(), active=active, recent=recent,
-                           next_appointment=_next_appointment())
+                           next_appointment=_next_appointment(), **offers_context(current_user.id))
 
 
 def _next_appointment():
@@ -48,10 +54,28 @@ def session_index():
 @bp.get("/stream")
 def dashboard_stream():
     """New and vanished requests as they happen. On every (re)connect — with or without
-    Last-Event-ID — the current list is sent first, read from the database."""
+    Last-Event-ID — the current list is sent first, read from the database. The stream is
+    also the mechanic's presence heartbeat (services/presence.py): seen on connect and at
+    every keepalive; once the dashboard is closed the beats stop and the sweep turns them offline."""
+    from autodoctor.blueprints.mechanic.presence import toggle_message
+    from autodoctor.services import presence
+
     user_id = current_user.id
-    return sse_response(["mechanics", f"user:{user_id}"],
-                        lambda: [request_list_message(), active_session_message(user_id)])
+
+    def snapshot():
+        presence.seen(user_id)  # subscribed by now: going online reaches this stream live
+        db.session.commit()
+        messages = [request_list_message(), active_session_message(user_id), offers_message(user_id)]
+        if request.headers.get("Last-Event-ID"):  # a reconnect: the switch may have changed meanwhile
+            messages.append(toggle_message(user_id))
+        return messages
+
+    def beat():
+        presence.seen(user_id)
+        db.session.commit()
+
+    return sse_response(["mechanics", f"user:{user_id}"], snapshot, on_keepalive=beat,
+                        keepalive=presence.heartbeat_seconds())
 
 
 @bp.post("/requests/<int:request_id>/accept")
