@@ -31,8 +31,9 @@ def init_app(app):
         if request.endpoint == "static":
             # A versioned asset cached for a year: only what caching and sniffing need (every
             # byte counts on the room page's first load over a slow phone connection).
-            for name in ("Content-Disposition", "Expires"):
+            for name in ("Content-Disposition", "Expires", "ETag", "Last-Modified", "Accept-Ranges"):
                 response.headers.pop(name, None)
+            response.cache_control.immutable = True  # the file name changes with its content
             response.vary = {"Accept-Encoding"} if "Accept-Encoding" in response.vary else set()
             return response
         response.headers.setdefault("X-Frame-Options", "DENY")

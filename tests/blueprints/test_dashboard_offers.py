@@ -89,12 +89,12 @@ def test_with_taking_requests_off_the_dashboard_shows_a_hint_instead(world, logi
     assert "Turn on <b>Taking requests</b>" in offers
     # The general list follows the hint in the page, so the stylesheet can hide it.
     assert html.index('<section id="offers"') < html.index('<div class="general-requests">')
-    assert "css/offers-1.css" in html
+    assert "css/presence-2.css" in html
     assert 'sse-swap="' in html and "offers" in html.split('sse-swap="')[1].split('"')[0].split(",")
 
 
 def test_the_stylesheet_hides_the_general_list_when_offline(app):
-    css = app.send_static_file("css/offers-1.css")
+    css = app.send_static_file("css/presence-2.css")
     css.direct_passthrough = False
     assert ".offers.offline ~ .general-requests{display:none}" in css.get_data(as_text=True)
     css.close()

@@ -62,7 +62,7 @@ def test_the_dashboard_shows_the_switch_off_with_its_reason(app, login):
     assert 'aria-checked="false"' in html
     assert "Offline — turn on to get requests" in html
     assert re.search(r'sse-swap="[^"]*\bpresence\b', html)  # the dashboard stream swaps the switch
-    assert "css/presence-1.css" in html
+    assert "css/presence-2.css" in html
 
 
 def test_htmx_switch_on_answers_with_the_fragment_online(app, login):
