@@ -2,13 +2,13 @@
 tests move it with set()/advance().
 
 Browser tests move the clock of the live server's processes (web and worker) too: when
-`AUTODOCTOR_CLOCK_OFFSET_FILE` is set, the number of seconds in that file is added to the real
+`CLOCK_OFFSET_FILE` is set, the number of seconds in that file is added to the real
 time (re-read whenever the file changes). Only the test fixture sets it."""
 import os
 from datetime import UTC, datetime, timedelta
 
 _override = None
-_offset_file = os.environ.get("AUTODOCTOR_CLOCK_OFFSET_FILE")
+_offset_file = os.environ.get("CLOCK_OFFSET_FILE")
 _offset = (None, timedelta(0))  # (file mtime, offset)
 
 

@@ -215,7 +215,7 @@ class LiveServer:
     def move_clock(self, seconds):
         """Set the web and worker processes' clock `seconds` ahead of the real time (0: back to
         real time; tests that move it put it back when they finish)."""
-        Path(self.env["AUTODOCTOR_CLOCK_OFFSET_FILE"]).write_text(str(seconds))
+        Path(self.env["CLOCK_OFFSET_FILE"]).write_text(str(seconds))
 
     def wait_for_mail(self, to, subject_contains, timeout=15):
         deadline = time.time() + timeout
@@ -260,7 +260,7 @@ def live_server(tmp_path_factory):
            "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port), "WEB_CONCURRENCY": "2",
            "SWEEP_INTERVAL_SECONDS": "2", "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
            "LOGIN_RATE_LIMIT": "1000 per minute", "S3_BUCKET": "", "PRESENCE_TIMEOUT_SECONDS": "6",
-           "AUTODOCTOR_CLOCK_OFFSET_FILE": str(tmp_path_factory.mktemp("clock") / "offset"),
+           "CLOCK_OFFSET_FILE": str(tmp_path_factory.mktemp("clock") / "offset"),
            # No LiveKit server runs here: tokens are issued and the pre-join screen works; joining cannot.
            "LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": LIVEKIT_TEST_KEY,
            "LIVEKIT_API_SECRET": LIVEKIT_TEST_SECRET}
