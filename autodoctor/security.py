@@ -10,10 +10,18 @@ def init_app(app):
     login_manager.login_message = "Please log in to continue."
 
     @login_manager.user_loader
-    def load_user(user_id):
+    def load_user(cookie_id):
+        """The cookie holds "<id>:<auth version>"; a raised version (suspended, banned, logged
+        out everywhere) or an inactive account is no longer logged in."""
         from autodoctor.models import User
 
-        return db.session.get(User, int(user_id))
+        user_id, _, version = cookie_id.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or user.auth_version != int(version) or not user.is_active:
+            return None
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized():

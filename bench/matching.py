@@ -53,7 +53,7 @@ def generate(count, seed=7, prefix="bench-match-"):
             city, country = PLACES[rng.randrange(len(PLACES))]
             users.append({"email": f"{prefix}{i:05d}@bench.example", "password_hash": "!", "role": "mechanic",
                           "full_name": f"Match Bench{i:05d}", "city": city, "country": country,
-                          "is_active_account": True})
+                          "status": "active"})
         ids = db.session.scalars(insert(User).returning(User.id), users).all()
         profiles = []
         for user_id in ids:

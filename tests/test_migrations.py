@@ -97,10 +97,10 @@ def test_migrated_database_enforces_one_active_session_per_customer_and_mechanic
     """The indexes are not only there: they bite, and only for active states."""
     with db.engine.begin() as conn:
         conn.execute(sa.text(
-            "INSERT INTO users (id, email, password_hash, full_name, role, is_active_account, created_at) VALUES "
-            "(1, 'c1@x.test', 'h', 'C1', 'customer', true, '2026-11-24 10:00:00'),"
-            "(2, 'c2@x.test', 'h', 'C2', 'customer', true, '2026-11-24 10:00:00'),"
-            "(3, 'm@x.test', 'h', 'M', 'mechanic', true, '2026-11-24 10:00:00')"))
+            "INSERT INTO users (id, email, password_hash, full_name, role, created_at) VALUES "
+            "(1, 'c1@x.test', 'h', 'C1', 'customer', '2026-11-24 10:00:00'),"
+            "(2, 'c2@x.test', 'h', 'C2', 'customer', '2026-11-24 10:00:00'),"
+            "(3, 'm@x.test', 'h', 'M', 'mechanic', '2026-11-24 10:00:00')"))
         conn.execute(sa.text(
             "INSERT INTO plans (id, code, name, price_cents, minutes, kind, features, max_photos, position, active)"
             " VALUES (1, 'chat10', 'Quick Chat', 999, 30, 'chat', '', 5, 0, true)"))

@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic autogenerate sees them all)."""
+from autodoctor.models.admin import AuditEntry, FeeRule
 from autodoctor.models.chat import ChatMessage
 from autodoctor.models.files import StoredFile
 from autodoctor.models.matching import BookingDraft, Favorite, WaitlistEntry
@@ -15,7 +16,7 @@ from autodoctor.models.sessions import (
     SessionEvent,
     SessionParticipant,
 )
-from autodoctor.models.users import ROLES, MechanicProfile, User
+from autodoctor.models.users import ROLES, MechanicCredential, MechanicProfile, User, UserNote
 from autodoctor.models.vehicles import Intake, Vehicle, Waiver
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",
     "SessionEvent", "SessionParticipant", "ROLES", "MechanicProfile", "User", "Intake",
     "Vehicle", "Waiver", "Appointment", "DateOverride", "TimeOff", "WeeklyHours", "Notification",
-    "RequestOffer", "BookingDraft", "Favorite", "WaitlistEntry",
+    "RequestOffer", "BookingDraft", "Favorite", "WaitlistEntry", "AuditEntry", "FeeRule", "MechanicCredential",
+    "UserNote",
 ]

@@ -29,6 +29,7 @@ class Payment(db.Model):
         # One payment opens a session; any number of extensions may follow it.
         db.Index("uq_payments_session_purpose_session", "session_id", unique=True,
                  postgresql_where=text("purpose = 'session'"), sqlite_where=text("purpose = 'session'")),
+        db.Index("ix_payments_created_at", "created_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)

@@ -13,7 +13,7 @@ class OutboxEmail(db.Model):
     to_address = db.Column(db.String(254), nullable=False, index=True)
     subject = db.Column(db.String(200), nullable=False)
     body_text = db.Column(db.Text, nullable=False)
-    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now, index=True)
     sent_at = db.Column(db.DateTime)
     error = db.Column(db.String(500))
     report_id = db.Column(db.Integer, db.ForeignKey("diagnostic_reports.id", ondelete="SET NULL"), index=True)

@@ -35,6 +35,8 @@ class SessionRequest(db.Model):
     # online mechanic the customer picked, offered first.
     broadcast_at = db.Column(db.DateTime)
     preferred_mechanic_id = db.Column(db.Integer, db.ForeignKey("users.id"))
+    # An admin gave it more time: it expires at this time instead of 2 hours after it was made.
+    extended_until = db.Column(db.DateTime)
 
     session = db.relationship("ConsultSession", back_populates="requests")
     customer = db.relationship("User", foreign_keys=[customer_id])

@@ -22,6 +22,8 @@ class ConsultSession(db.Model):
                  postgresql_where=_customer_active, sqlite_where=_customer_active),
         db.Index("uq_sessions_mechanic_active", "mechanic_id", unique=True,
                  postgresql_where=_mechanic_active, sqlite_where=_mechanic_active),
+        db.Index("ix_sessions_created_at", "created_at"),
+        db.Index("ix_sessions_status_created_at", "status", "created_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
@@ -43,6 +45,9 @@ class ConsultSession(db.Model):
     rating = db.Column(db.Integer)
     review = db.Column(db.Text)
     rated_at = db.Column(db.DateTime)
+    # The platform fee rule in force when the session was created (services.fees); NULL for
+    # sessions from before fee rules: the configured default.
+    fee_percent = db.Column(db.Integer)
 
     customer = db.relationship("User", foreign_keys=[customer_id])
     mechanic = db.relationship("User", foreign_keys=[mechanic_id])

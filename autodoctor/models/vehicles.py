@@ -34,7 +34,7 @@ class Intake(db.Model):
     advice_only = db.Column(db.Boolean, nullable=False, default=False)
     # Book now: the online mechanic the customer picked, offered the request first.
     preferred_mechanic_id = db.Column(db.Integer, db.ForeignKey("users.id"))
-    created_at = db.Column(db.DateTime, nullable=False, default=clock.now)
+    created_at = db.Column(db.DateTime, nullable=False, default=clock.now, index=True)
 
     vehicle = db.relationship("Vehicle")
     plan = db.relationship("Plan")

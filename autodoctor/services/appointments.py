@@ -14,7 +14,7 @@ from autodoctor import clock, jobs
 from autodoctor.extensions import db
 from autodoctor.models import Appointment, MechanicProfile, User
 from autodoctor.models.scheduling import APPOINTMENT_KINDS
-from autodoctor.services import availability
+from autodoctor.services import availability, fees
 from autodoctor.services.errors import Conflict, NotFound, ValidationError
 
 HOLD_FOR = timedelta(minutes=15)
@@ -373,7 +373,7 @@ def open_room(appointment_id, customer_id, now=None):
                        "Try again in a minute — your time is kept.")
     session = ConsultSession(customer_id=customer_id, mechanic_id=appointment.mechanic_id,
                              plan_id=appointment.plan_id, intake_id=appointment.intake_id, status="waiting",
-                             minutes=appointment.minutes, accepted_at=now)
+                             minutes=appointment.minutes, accepted_at=now, fee_percent=fees.current_percent())
     try:
         with db.session.begin_nested():
             db.session.add(session)

@@ -15,7 +15,7 @@ from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, MechanicProfile, SessionParticipant, SessionRequest, User
 from autodoctor.models.requests import OPEN_REQUEST_STATUSES
 from autodoctor.realtime import emit
-from autodoctor.services import money, routing, timeline
+from autodoctor.services import fees, money, routing, timeline
 from autodoctor.services.errors import Conflict, Forbidden, NotFound, ValidationError
 
 UNATTENDED_AFTER = timedelta(minutes=5)
@@ -65,7 +65,7 @@ def open_session(payment):
 
     intake = payment.intake
     session = ConsultSession(customer_id=payment.customer_id, plan_id=payment.plan_id, intake_id=intake.id,
-                             status="pending", minutes=payment.plan.minutes)
+                             status="pending", minutes=payment.plan.minutes, fee_percent=fees.current_percent())
     db.session.add(session)
     db.session.flush()  # the customer's partial unique index speaks here
     request = SessionRequest(session=session, customer_id=session.customer_id, status="pending")
@@ -94,6 +94,8 @@ def accept_request(request_id, mechanic_id, assigned_by=None):
     mechanic = db.session.get(User, mechanic_id)
     if mechanic is None or mechanic.role != "mechanic":
         raise Forbidden("Only mechanics can take requests.")
+    if not mechanic.is_active_account or mechanic.mechanic_profile is None or not mechanic.mechanic_profile.approved:
+        raise Forbidden("Only approved mechanics can take requests.")
     request = db.session.get(SessionRequest, request_id)
     if request is None:
         raise NotFound("That request does not exist.")

@@ -8,7 +8,6 @@ session, or account credit reserved for a checkout); rows with a session id belo
 session."""
 import uuid
 
-from flask import current_app
 from sqlalchemy import update
 
 from autodoctor.extensions import db
@@ -119,7 +118,9 @@ def settle_session(session):
     held = escrow_balance(session.id)
     if held <= 0:
         return
-    fee, earning = split(held, current_app.config.get("PLATFORM_FEE_PERCENT", 20))
+    from autodoctor.services import fees
+
+    fee, earning = split(held, fees.percent_for(session))
     _post(session.id, None, f"Settlement of session #{session.id}",
           (ESCROW, "platform_fee", -fee), (PLATFORM, "platform_fee", fee),
           (ESCROW, "mechanic_earning", -earning), (mechanic_account(session.mechanic_id), "mechanic_earning", earning))
@@ -206,7 +207,9 @@ def settle_cancelled_appointment(payment, mechanic_id, refund_cents=0, credit_ce
     assert kept >= 0, "a cancellation cannot pay out more than was paid"
     to_card = min(refund_cents, max(card_refundable(payment.id), 0))
     to_credit = credit_cents + refund_cents - to_card
-    platform, earning = split(kept, current_app.config.get("PLATFORM_FEE_PERCENT", 20))
+    from autodoctor.services import fees
+
+    platform, earning = split(kept, fees.current_percent())
     legs = [(ESCROW, "refund", -to_card), (CUSTOMER, "refund", to_card),
             (ESCROW, "credit", -to_credit), (credit_account(payment.customer_id), "credit", to_credit),
             (ESCROW, "platform_fee", -(fee_cents + platform)), (PLATFORM, "platform_fee", fee_cents + platform),

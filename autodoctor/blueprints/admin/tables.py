@@ -1,0 +1,2 @@
+"""Admin console: tables."""
+from autodoctor.blueprints.admin import bp  # noqa: F401
