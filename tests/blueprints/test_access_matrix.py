@@ -223,6 +223,7 @@ def _build_matrix(tmp_path_factory):
             "filename": "css/app-2.css",
             "step": "vehicle",  # the book-now wizard's first step
             "mechanic_id": mechanic_a.id,  # public profile, favorite toggle (anyone may look; customers favorite)
+            "user_id": people["customer_b"].id,  # admin user pages (customer B owns nothing the rows need)
         }
         emails = {role: user.email for role, user in people.items()}
         db.session.remove()

@@ -1,7 +1,7 @@
 """Admin console: users."""
-from autodoctor.blueprints.admin import bp  # noqa: F401
 from flask import abort, render_template_string
 
+from autodoctor.blueprints.admin import bp
 from autodoctor.extensions import db
 from autodoctor.models import User
 
