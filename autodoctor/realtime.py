@@ -68,6 +68,24 @@ def dispatch(app, kind, data):
         broker.publish(message)
 
 
+# A suspended or banned person's open streams end: every SSE response of a logged-in person
+# also listens on their account channel, and a message with this event there ends the stream
+# (the browser's reconnect then finds them logged out).
+ACCOUNT_CLOSED = "account.closed"
+
+
+def account_channel(user_id):
+    return f"account:{user_id}"
+
+
+def _account_channels():
+    from flask_login import current_user
+
+    if has_request_context() and current_user.is_authenticated:
+        return [account_channel(current_user.id)]
+    return []
+
+
 def sse_format(message: Message) -> str:
     lines = []
     if message.id:
@@ -208,6 +226,8 @@ def stream(subscription, initial=(), keepalive=15, on_keepalive=None, client_gon
         while True:
             wait = keepalive if on_keepalive is None else max(0.05, keepalive - (time.monotonic() - last_beat))
             message = subscription.get(timeout=wait)
+            if message is not None and message.event == ACCOUNT_CLOSED:
+                return
             yield ": keepalive\n\n" if message is None else sse_format(message)
             if on_keepalive is not None and time.monotonic() - last_beat >= keepalive:
                 if client_gone is not None and client_gone():
@@ -229,7 +249,7 @@ def sse_response(channels, snapshot, on_keepalive=None, keepalive=None):
     from autodoctor.extensions import db
 
     app = current_app._get_current_object()
-    subscription = app.extensions["broker"].subscribe(channels)
+    subscription = app.extensions["broker"].subscribe([*channels, *_account_channels()])
     try:
         initial = snapshot()
     except BaseException:

@@ -273,8 +273,19 @@ def live_server(tmp_path_factory):
     worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
                               stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
+    deadline = time.time() + 120  # a loaded machine can take a while to boot two gevent workers
     import urllib.request
+
+    def stop():
+        for proc in (web, worker):
+            proc.terminate()
+        for proc in (web, worker):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        smtp.stop()
+        drop_pg_database(name)
 
     while True:
         try:
@@ -282,20 +293,13 @@ def live_server(tmp_path_factory):
             break
         except OSError:
             if time.time() > deadline or web.poll() is not None:
+                stop()
                 raise RuntimeError((logs / "web.log").read_text()[-3000:]) from None
             time.sleep(0.2)
     server = LiveServer(url, database_url, mailbox, env)
     server.logs = logs
     yield server
-    for proc in (web, worker):
-        proc.terminate()
-    for proc in (web, worker):
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    smtp.stop()
-    drop_pg_database(name)
+    stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from autodoctor.extensions import db
+from autodoctor.models import include_object
 from tests.conftest import _make_app, create_pg_database, drop_pg_database, require_services
 
 PARTIAL_UNIQUE = {
@@ -62,7 +63,7 @@ def migrated_app(empty_database_url, tmp_path, _keep_logging):
 
 def schema_differences():
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
         return compare_metadata(context, db.metadata)
 
 

@@ -19,6 +19,15 @@ from autodoctor.models.sessions import (
 from autodoctor.models.users import ROLES, MechanicCredential, MechanicProfile, User, UserNote
 from autodoctor.models.vehicles import Intake, Vehicle, Waiver
 
+# Postgres-only indexes made by migrations and not declared on the models (trigram search,
+# NULLS LAST ordering): autogenerate leaves them alone (migrations/env.py).
+MIGRATION_ONLY_INDEXES = frozenset({"ix_users_email_trgm", "ix_users_full_name_trgm", "ix_session_requests_accepted_at"})
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "index" and reflected and name in MIGRATION_ONLY_INDEXES)
+
+
 __all__ = [
     "ChatMessage", "StoredFile", "LedgerEntry", "Payment", "StripeEvent", "OutboxEmail",
     "Plan", "DiagnosticReport", "REQUEST_STATUSES", "SessionRequest", "SESSION_STATUSES", "ConsultSession",

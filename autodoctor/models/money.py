@@ -72,7 +72,10 @@ class LedgerEntry(db.Model):
     returns to zero once it is settled (paid out or refunded)."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (one_of("kind", LEDGER_KINDS),)
+    __table_args__ = (
+        one_of("kind", LEDGER_KINDS),
+        db.Index("ix_ledger_entries_account_created_at", "account", "created_at"),  # the dashboard's fees today
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     txn_id = db.Column(db.String(36), nullable=False, index=True)

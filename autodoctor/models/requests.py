@@ -19,6 +19,7 @@ class SessionRequest(db.Model):
         db.Index("uq_session_requests_session_open", "session_id", unique=True,
                  postgresql_where=_open, sqlite_where=_open),
         db.Index("ix_session_requests_status_created", "status", "created_at"),
+        db.Index("ix_session_requests_created_at", "created_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)

@@ -1,8 +1,13 @@
-"""Demo data for `make run`: an admin, three mechanics (taking requests: online while their
-dashboard is open), two customers."""
+"""Demo data for `make run`: an admin, three approved mechanics (taking requests: online while
+their dashboard is open), two customers, and one mechanic's application waiting for review (with
+two small generated documents) so the admin's applications queue is not empty."""
+import io
+from datetime import timedelta
+
+from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models import User
-from autodoctor.services import accounts, plans, working_hours
+from autodoctor.services import accounts, applications, plans, uploads, working_hours
 
 DEMO_PASSWORD = "autodoctor-demo"
 DEMO_USERS = (
@@ -17,6 +22,7 @@ DEMO_USERS = (
     ("carla@autodoctor.example", "Carla Customer", "customer", {}),
     ("dev@autodoctor.example", "Dev Customer", "customer", {}),
 )
+DEMO_APPLICANT = ("sam@autodoctor.example", "Sam Applicant")
 
 
 def seed_demo():
@@ -31,7 +37,60 @@ def seed_demo():
         if role == "mechanic":
             seed_demo_availability(user)
     db.session.flush()
-    return [(email, role) for email, _, role, _ in DEMO_USERS]
+    seed_demo_applicant()
+    return [(email, role) for email, _, role, _ in DEMO_USERS] + [(DEMO_APPLICANT[0], "applicant")]
+
+
+def seed_demo_applicant():
+    """A mechanic who applied an hour ago and waits for review: a certificate (PDF) and an
+    insurance document (PNG), both generated here in a few milliseconds."""
+    email, name = DEMO_APPLICANT
+    if db.session.scalar(db.select(User.id).where(User.email == email)):
+        return
+    docs = applications.Documents(items=[
+        ("certificate", uploads.check("red-seal-certificate.pdf", _demo_pdf(f"Certificate of Qualification - {name}"),
+                                      kinds=applications.DOCUMENT_KINDS)),
+        ("insurance", uploads.check("insurance.png", _demo_png(), kinds=applications.DOCUMENT_KINDS)),
+    ])
+    applications.apply(email, DEMO_PASSWORD, name, "Ottawa", "CA",
+                       {"years_experience": 8, "red_seal": True, "specialties": "suspension, brakes",
+                        "brands": "Subaru, Mazda", "bio": "Eight years at a dealership service bay in Ottawa."},
+                       docs, now=clock.now() - timedelta(hours=1))
+
+
+def _demo_pdf(text):
+    """A one-page PDF saying `text` (hand-built: offsets computed, so any reader opens it)."""
+    stream = f"BT /F1 18 Tf 60 700 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = io.BytesIO(), []
+    out.write(b"%PDF-1.4\n")
+    for n, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (n, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def _demo_png():
+    """A small insurance-card-like picture."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (420, 260), (245, 248, 252))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 419, 50), fill=(11, 99, 206))
+    draw.text((16, 18), "LIABILITY INSURANCE - PROOF OF COVERAGE", fill=(255, 255, 255))
+    for n, line in enumerate(("Insured: Sam Applicant", "Policy: GL-2026-0042", "Valid: 2026-01-01 to 2027-01-01")):
+        draw.text((16, 80 + 40 * n), line, fill=(30, 30, 30))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
 
 
 DEMO_ZONES = {"lena@autodoctor.example": "America/Vancouver"}

@@ -181,13 +181,78 @@ def mark_unattended(request_id, now=None):
     return True
 
 
+def request_deadline(request):
+    """When an open request expires: 2 hours after it was made, or when an admin extended it to."""
+    return request.extended_until or request.created_at + EXPIRE_AFTER
+
+
 def expire_request(request_id, now=None):
-    """Still unanswered after 2 hours: expired, customer refunded in full."""
+    """Still unanswered at its deadline (2 hours, or as extended by an admin): expired,
+    customer refunded in full."""
     now = now or clock.now()
     request = db.session.get(SessionRequest, request_id)
-    if request is None or request.status not in OPEN_REQUEST_STATUSES or request.created_at > now - EXPIRE_AFTER:
+    if request is None or request.status not in OPEN_REQUEST_STATUSES or request_deadline(request) > now:
         return False
-    return _cancel(request.session, request, "expired", "expired", "No mechanic within 2 hours; refunded in full")
+    # The deadline again, in a guarded no-op UPDATE that locks the row: an extension committed
+    # meanwhile wins, and one arriving now waits for this expiry and then finds it closed.
+    due = db.or_(db.and_(SessionRequest.extended_until.is_(None), SessionRequest.created_at <= now - EXPIRE_AFTER),
+              SessionRequest.extended_until <= now)
+    if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES, due, close_reason=SessionRequest.close_reason):
+        return False
+    detail = "No mechanic within 2 hours; refunded in full" if request.extended_until is None else \
+        "No mechanic before the extended deadline; refunded in full"
+    return _cancel(request.session, request, "expired", "expired", detail)
+
+
+EXTEND_MINUTES = (30, 60)
+
+
+def extend_request(request_id, minutes, actor_id, reason=None):
+    """An admin gives an open request more time before it expires: its deadline becomes
+    max(now, current deadline) + `minutes`. Returns the request with its new `extended_until`."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    if minutes not in EXTEND_MINUTES:
+        raise ValidationError("Extend by 30 or 60 minutes.", field="minutes")
+    reason = (reason or "").strip()
+    for _ in range(5):  # optimistic on extended_until, like extend_session on ends_at
+        request = db.session.get(SessionRequest, request_id, populate_existing=True)
+        if request is None:
+            raise NotFound("That request does not exist.")
+        if request.status not in OPEN_REQUEST_STATUSES:
+            raise Conflict("This request is no longer waiting for a mechanic, so it cannot be extended.")
+        now = clock.now()
+        until = max(now, request_deadline(request)) + timedelta(minutes=minutes)
+        same = SessionRequest.extended_until.is_(None) if request.extended_until is None else \
+            SessionRequest.extended_until == request.extended_until
+        if _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES, same, extended_until=until):
+            detail = f"Extended by admin by {minutes} minutes, until {until:%H:%M} UTC"
+            timeline.record(request.session_id, "extended_request", f"{detail}: {reason}" if reason else detail,
+                            actor_id=actor_id, request_id=request_id)
+            jobs.schedule(until - now, lifecycle_jobs.expire_request_job, request_id)
+            emit("request.changed", request_id=request_id, session_id=request.session_id)
+            return db.session.get(SessionRequest, request_id)
+    raise Conflict("The request changed while extending it. Please try again.")
+
+
+def cancel_by_admin(session_id, actor_id, reason):
+    """An admin cancels a pending or waiting session: its request is closed, the customer
+    refunded in full. True, or Conflict when the session is past that point."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Give a reason for cancelling.", field="reason")
+    session = _get_session(session_id)
+    if session.status not in ("pending", "waiting"):
+        raise Conflict(f"This session is {session.status}; only a pending or waiting session can be cancelled.")
+    request = session.current_request
+    if request is not None and request.status not in (*OPEN_REQUEST_STATUSES, "accepted"):
+        request = None
+    if not _cancel(session, request, "cancelled", "admin_cancelled", f"Cancelled by admin: {reason}",
+                   actor_id=actor_id):
+        db.session.rollback()
+        raise Conflict("The session changed while cancelling it (a mechanic may have just accepted it). "
+                       "Reload and try again.")
+    return True
 
 
 def cancel_no_show(request_id, now=None):
@@ -361,6 +426,62 @@ def end_at_time_limit(session_id, now=None):
     if session is None or session.status != "live" or session.ends_at > now:
         return False
     return _complete(session, "time_limit", "Time limit reached", now=now)
+
+
+def force_end(session_id, actor_id, reason):
+    """An admin ends a live session now: completed and settled like a normal end; both
+    screens go to the summary."""
+    session = _get_session(session_id)
+    if not _complete(session, "admin_ended", f"Ended by admin: {reason}", actor_id=actor_id):
+        raise Conflict("This session is not live, so it cannot be ended now.")
+    return session
+
+
+def reassign(session_id, new_mechanic_id, actor_id, reason):
+    """An admin hands a waiting session (and its accepted request) to another free, approved
+    mechanic. Guarded on the status and the old mechanic; the mechanic's partial unique index
+    refuses one who became busy meanwhile."""
+    from autodoctor.jobs import lifecycle as lifecycle_jobs
+
+    session = _get_session(session_id)
+    mechanic = db.session.get(User, new_mechanic_id)
+    if mechanic is None or mechanic.role != "mechanic" or not mechanic.is_active_account \
+            or mechanic.mechanic_profile is None or not mechanic.mechanic_profile.approved:
+        raise ValidationError("Choose an active, approved mechanic.", field="mechanic_id")
+    old_id = session.mechanic_id
+    if new_mechanic_id == old_id:
+        raise ValidationError("That mechanic already has this session.", field="mechanic_id")
+    if mechanic_busy(new_mechanic_id):
+        raise Conflict(f"{mechanic.full_name} is busy in another session.")
+    request = next((r for r in session.requests if r.status == "accepted" and r.mechanic_id == old_id), None)
+    now = clock.now()
+    try:
+        if session.status != "waiting" or not _guarded(
+                ConsultSession, session_id, ("waiting",), ConsultSession.mechanic_id == old_id,
+                mechanic_id=new_mechanic_id, accepted_at=now):
+            db.session.rollback()
+            raise Conflict("Only a session waiting to start can be reassigned; it has just changed.")
+        if request is not None:
+            _guarded(SessionRequest, request.id, ("accepted",), SessionRequest.mechanic_id == old_id,
+                     mechanic_id=new_mechanic_id, accepted_at=now)
+    except IntegrityError:  # the mechanic's partial unique index: busy in a concurrent accept
+        db.session.rollback()
+        raise Conflict(f"{mechanic.full_name} is busy in another session.") from None
+    # The old mechanic no longer counts as in the room: the session goes live when the new one is there.
+    db.session.execute(update(SessionParticipant).where(
+        SessionParticipant.session_id == session_id, SessionParticipant.user_id == old_id).values(connections=0))
+    old = db.session.get(User, old_id) if old_id else None
+    timeline.record(session_id, "reassigned",
+                    f"Reassigned by admin from {old.full_name if old else 'nobody'} to {mechanic.full_name}: {reason}",
+                    actor_id=actor_id, request_id=request and request.id)
+    if request is not None:
+        jobs.schedule(NO_SHOW_AFTER, lifecycle_jobs.cancel_no_show_job, request.id)
+    jobs.schedule(ORPHANED_AFTER, lifecycle_jobs.cancel_orphaned_job, session_id)
+    emit("request.changed", request_id=request and request.id, session_id=session_id)
+    emit("session.changed", session_id=session_id)
+    if old_id:
+        emit("session.reassigned", session_id=session_id, old_mechanic_id=old_id)
+    return db.session.get(ConsultSession, session_id)
 
 
 def save_notes(session_id, mechanic_id, notes):

@@ -126,6 +126,55 @@ def settle_session(session):
           (ESCROW, "mechanic_earning", -earning), (mechanic_account(session.mechanic_id), "mechanic_earning", earning))
 
 
+def session_refundable(session_id):
+    """What may still go back to the customer for a session: what escrow holds plus what the
+    platform and the mechanic earned from it (net of earlier refunds) — the customer's payments
+    less what was already refunded."""
+    return max(0, _sum(LedgerEntry.session_id == session_id, (LedgerEntry.account == ESCROW)
+                       | (LedgerEntry.account == PLATFORM) | LedgerEntry.account.like("mechanic:%")))
+
+
+def refund_completed(session, amount_cents, memo):
+    """An admin refund of a finished session, in one balanced transaction: taken from what
+    escrow still holds first, the rest back from the platform fee and the mechanic's earning in
+    proportion to what each got (rounded half up for the platform, so it balances to the cent);
+    to the card of each payment (newest first) up to what that card paid and has not had back,
+    the rest as account credit. Returns (txn id, [(payment id, cents to its card)], cents to credit)."""
+    assert 0 < amount_cents <= session_refundable(session.id), "a refund cannot exceed what was paid"
+    from_escrow = min(amount_cents, max(escrow_balance(session.id), 0))
+    rest = amount_cents - from_escrow
+    platform = _sum(LedgerEntry.session_id == session.id, LedgerEntry.account == PLATFORM)
+    earned = db.session.execute(db.select(LedgerEntry.account, db.func.sum(LedgerEntry.amount_cents)).where(
+        LedgerEntry.session_id == session.id, LedgerEntry.account.like("mechanic:%"))
+        .group_by(LedgerEntry.account).order_by(LedgerEntry.account)).all()
+    mechanics = [(account, cents) for account, cents in earned if cents > 0]
+    total = platform + sum(cents for _, cents in mechanics)
+    legs = [(ESCROW, "refund", -from_escrow)]
+    if rest:
+        from_platform = min(platform, (rest * platform * 2 + total) // (total * 2)) if total else 0
+        left = rest - from_platform
+        for account, cents in mechanics:  # one mechanic, unless the session was reassigned after a payout
+            take = min(left, cents)
+            legs.append((account, "refund", -take))
+            left -= take
+        if left:  # rounding took a cent more than a mechanic had: the platform gives it
+            from_platform += left
+        legs.append((PLATFORM, "refund", -from_platform))
+    card_parts, left = [], amount_cents
+    paid = _session_payments(session.id)
+    for payment in paid:
+        take = min(left, max(card_refundable(payment.id), 0))
+        if take > 0:
+            legs.append((CUSTOMER, "refund", take, session.id, payment.id))
+            card_parts.append((payment.id, take))
+            left -= take
+    if left:
+        from_credit = next((p.id for p in paid if p.credit_cents), None)
+        legs.append((credit_account(session.customer_id), "credit", left, session.id, from_credit))
+    txn = _post(session.id, None, memo, *legs)
+    return txn, card_parts, left
+
+
 def session_entries(session_id):
     return db.session.scalars(
         db.select(LedgerEntry).where(LedgerEntry.session_id == session_id).order_by(LedgerEntry.id)).all()
@@ -156,6 +205,13 @@ def credit_balance(customer_id):
     """The customer's account credit in cents (from late cancellations and no-shows), less
     what open checkouts have reserved."""
     return _sum(LedgerEntry.account == credit_account(customer_id))
+
+
+def grant_credit(customer_id, cents, memo):
+    """Account credit the platform gives a customer (an admin's free session), in one balanced
+    transaction; spent automatically at their next checkout."""
+    assert cents > 0, "a credit grant must be positive"
+    return _post(None, None, memo, (PLATFORM, "credit", -cents), (credit_account(customer_id), "credit", cents))
 
 
 def lock_customer(customer_id):

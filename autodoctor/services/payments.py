@@ -331,17 +331,23 @@ def refund_with_provider(session_id, amount_cents, payment=None, reason="custome
         timeline.record(session_id, "refund_sent", f"Refund of {cents} cents sent to {paid_by.provider}")
 
 
-def send_refund_later(payment, amount_cents):
+def send_refund_later(payment, amount_cents, txn_id=None):
     """A refund already in the ledger goes back through Stripe by a job (nothing to send for
     the built-in test checkout or account credit). Never more than the ledger refunded to
-    this payment's card: a refund beyond it went back to account credit."""
+    this payment's card: a refund beyond it went back to account credit. `txn_id` (the
+    ledger transaction of the refund) makes the provider's idempotency key unique per refund,
+    so two partial refunds of the same amount are two refunds."""
     amount_cents = min(amount_cents or 0, money.card_refunded(payment.id))
     if amount_cents > 0 and payment.provider == "stripe":
         from autodoctor.jobs.payments import refund_payment_job
 
-        jobs.enqueue(refund_payment_job, payment.id, amount_cents)
+        if txn_id:
+            jobs.enqueue(refund_payment_job, payment.id, amount_cents, txn_id)
+        else:
+            jobs.enqueue(refund_payment_job, payment.id, amount_cents)
 
 
-def send_refund(payment_id, amount_cents):
+def send_refund(payment_id, amount_cents, txn_id=None):
     payment = db.session.get(Payment, payment_id)
-    stripe_gateway.refund(payment.payment_intent_id, amount_cents, key=f"refund-payment-{payment_id}-{amount_cents}")
+    key = f"refund-{txn_id}-{payment_id}" if txn_id else f"refund-payment-{payment_id}-{amount_cents}"
+    stripe_gateway.refund(payment.payment_intent_id, amount_cents, key=key)

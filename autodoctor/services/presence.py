@@ -23,13 +23,17 @@ from autodoctor import clock, jobs
 from autodoctor.extensions import db
 from autodoctor.models import ConsultSession, MechanicProfile, User
 from autodoctor.realtime import emit
-from autodoctor.services.errors import NotFound
+from autodoctor.services.errors import Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("online", "busy", "offline")
 ACTIVE_SESSION = ("waiting", "live")
 WAITLIST_JOBS = "autodoctor.jobs.waitlist"
+# The approval gate (services.applications): a mechanic not approved yet can never turn the
+# switch on nor be online.
+_APPROVED = (MechanicProfile.approved.is_(True),)
+NOT_APPROVED = "You can take requests once your application is approved."
 
 
 def window():
@@ -83,9 +87,12 @@ def set_online(mechanic_id, on):
     """The dashboard toggle: off -> offline at once; on -> online at once if the dashboard
     stream was seen within the window (else at its next beat)."""
     now = clock.now()
-    result = db.session.execute(update(MechanicProfile).where(MechanicProfile.user_id == mechanic_id)
+    result = db.session.execute(update(MechanicProfile).where(MechanicProfile.user_id == mechanic_id,
+                                                              *(_APPROVED if on else ()))
                                 .values(online=bool(on)), execution_options={"synchronize_session": False})
     if result.rowcount != 1:
+        if on and db.session.scalar(db.select(MechanicProfile.user_id).where(MechanicProfile.user_id == mechanic_id)):
+            raise Forbidden(NOT_APPROVED)
         raise NotFound("Only mechanics can take requests.")
     db.session.expire_all()
     if on:
@@ -130,7 +137,7 @@ def _change(mechanic_id, to, now, *conditions):
     """The guarded presence change; emits and (going online) enqueues the waitlist job only
     if this call is the one that changed it."""
     if to == "online":
-        conditions = (MechanicProfile.online.is_(True), *conditions)
+        conditions = (MechanicProfile.online.is_(True), *_APPROVED, *conditions)
     result = db.session.execute(
         update(MechanicProfile).where(MechanicProfile.user_id == mechanic_id,
                                       MechanicProfile.presence == ("offline" if to == "online" else "online"),

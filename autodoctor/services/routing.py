@@ -24,7 +24,7 @@ clock, so even before the broadcast job runs, a list rendered after the window i
 """
 from datetime import timedelta
 
-from sqlalchemy import exists, or_, update
+from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from autodoctor import clock, jobs
@@ -51,8 +51,15 @@ def offered_to(mechanic_id):
     return exists().where(RequestOffer.request_id == SessionRequest.id, RequestOffer.mechanic_id == mechanic_id)
 
 
+def approved(mechanic_id):
+    """SQL: the mechanic is approved (services.applications): nobody else sees or takes requests."""
+    from autodoctor.models import MechanicProfile
+
+    return exists().where(MechanicProfile.user_id == mechanic_id, MechanicProfile.approved.is_(True))
+
+
 def visible_to(mechanic_id, now):
-    return or_(visible_to_everyone(now), offered_to(mechanic_id))
+    return and_(approved(mechanic_id), or_(visible_to_everyone(now), offered_to(mechanic_id)))
 
 
 def visible_request_ids(mechanic_id, now=None):
@@ -72,7 +79,7 @@ def offers_for(mechanic_id, now=None):
     return db.session.scalars(
         db.select(RequestOffer).join(SessionRequest, SessionRequest.id == RequestOffer.request_id).where(
             RequestOffer.mechanic_id == mechanic_id, SessionRequest.status.in_(OPEN_REQUEST_STATUSES),
-            SessionRequest.broadcast_at > now)
+            SessionRequest.broadcast_at > now, approved(mechanic_id))
         .order_by(SessionRequest.created_at, SessionRequest.id)
         .options(intake.joinedload(Intake.vehicle), intake.selectinload(Intake.photos),
                  session.joinedload(ConsultSession.plan))).unique().all()
@@ -91,12 +98,14 @@ def offered_mechanic_ids(request_id):
 
 
 def taking_requests(mechanic_id):
-    """Whether the mechanic's dashboard lists requests: their "Taking requests" toggle is on
-    (services.presence; the toggle, not the presence column, so a dashboard opened after a
-    break shows the list at once instead of waiting for its stream's first beat)."""
+    """Whether the mechanic's dashboard lists requests: they are approved and their "Taking
+    requests" toggle is on (services.presence; the toggle, not the presence column, so a
+    dashboard opened after a break shows the list at once instead of waiting for its stream's
+    first beat)."""
     from autodoctor.models import MechanicProfile
 
-    return bool(db.session.scalar(db.select(MechanicProfile.online).where(MechanicProfile.user_id == mechanic_id)))
+    return bool(db.session.scalar(db.select(MechanicProfile.online).where(
+        MechanicProfile.user_id == mechanic_id, MechanicProfile.approved.is_(True))))
 
 
 def opens_at_label(request):

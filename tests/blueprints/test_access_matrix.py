@@ -17,7 +17,7 @@ from PIL import Image
 import config
 from autodoctor import create_app
 from autodoctor.extensions import db
-from autodoctor.models import Payment
+from autodoctor.models import MechanicCredential, OutboxEmail, Payment
 from autodoctor.services import chat, lifecycle, notifications, uploads
 from tests.factories import PASSWORD, PaidSessionFactory, UserFactory, signed
 
@@ -213,6 +213,13 @@ def _build_matrix(tmp_path_factory):
         appointment = _appointment(customer_a.id, mechanic_a.id)
         notice = notifications.notify(customer_a.id, "appointment_reminder", "Your appointment is tomorrow")
         db.session.commit()
+        document = uploads.store(uploads.check("cert.png", _png(), kinds=("image",)), mechanic_a.id)
+        db.session.flush()
+        credential = MechanicCredential(mechanic_id=mechanic_a.id, kind="certificate", file_id=document.id)
+        db.session.add(credential)
+        db.session.commit()
+        email_id = db.session.scalar(db.select(OutboxEmail.id).order_by(OutboxEmail.id).limit(1))
+        assert email_id is not None  # the paid session's receipt
         world = {
             "session_id": session.id,
             "appointment_id": appointment.id,
@@ -224,6 +231,10 @@ def _build_matrix(tmp_path_factory):
             "step": "vehicle",  # the book-now wizard's first step
             "mechanic_id": mechanic_a.id,  # public profile, favorite toggle (anyone may look; customers favorite)
             "user_id": people["customer_b"].id,  # admin user pages (customer B owns nothing the rows need)
+            "plan_id": session.plan_id,  # admin plan editor
+            "email_id": email_id,  # admin outbox viewer
+            "credential_id": credential.id,  # a mechanic's application document (admins only)
+            "token": "not-a-valid-token",  # password reset link: a bad token is answered 410
         }
         emails = {role: user.email for role, user in people.items()}
         db.session.remove()

@@ -79,7 +79,7 @@ def test_signup_with_an_invalid_email_says_so(client):
 @pytest.mark.parametrize("role,path,heading", [
     ("customer_a", "/customer/", "My sessions"),
     ("mechanic_a", "/mechanic/", "Open requests"),
-    ("admin", "/admin/", "Unattended requests"),
+    ("admin", "/admin/", "Today"),
 ])
 def test_login_lands_each_role_on_its_dashboard(app, users, role, path, heading):
     client = app.test_client()
@@ -87,7 +87,7 @@ def test_login_lands_each_role_on_its_dashboard(app, users, role, path, heading)
                            follow_redirects=True)
     assert response.status_code == 200
     assert response.request.path == path
-    assert f"<h1>{heading}</h1>" in text(response)
+    assert f"<h1>{heading}" in text(response)
 
 
 def test_login_is_case_insensitive_on_the_email(app, users):
@@ -149,7 +149,7 @@ def test_inactive_account_cannot_log_in(app, users):
     db.session.commit()
     response = app.test_client().post("/login", data={"email": "b@example.com", "password": PASSWORD})
     assert response.status_code == 422
-    assert NO_MATCH in text(response)
+    assert "Your account is suspended" in text(response)  # told why only after the right password
 
 
 # --- throttling ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from autodoctor import clock
 from autodoctor.extensions import db
 from autodoctor.models import MechanicProfile, User
 from autodoctor.services import lifecycle, presence, sweep
-from autodoctor.services.errors import NotFound
+from autodoctor.services.errors import Forbidden, NotFound
 from tests.factories import AcceptedSessionFactory, UserFactory
 
 T0 = datetime(2026, 11, 24, 12, 0, 0)
@@ -211,7 +211,11 @@ def test_unapproved_or_deactivated_mechanics_are_not_in_online_ids(app, changes)
     ok, unapproved, inactive = mechanic(), mechanic(approved=False), mechanic()
     for m in (ok, unapproved, inactive):
         presence.seen(m)
-        presence.set_online(m, True)
+        if m == unapproved:  # the approval gate: the switch cannot be turned on
+            with pytest.raises(Forbidden):
+                presence.set_online(m, True)
+        else:
+            presence.set_online(m, True)
     db.session.get(User, inactive).is_active_account = False
     db.session.commit()
     assert presence.online_ids() == {ok}

@@ -1,28 +1,33 @@
+"""Live fragments for the admin dashboard and the unattended queue (channel "admin"): on every
+request or session change, the queue and the unattended count are rendered once, as one
+message of out-of-band swaps that both pages take (each swaps what it shows)."""
 from flask import render_template
 
-from autodoctor.extensions import db
-from autodoctor.models import ConsultSession, SessionRequest, User
+from autodoctor.blueprints.admin import bp
 from autodoctor.realtime import Message, presenter
+from autodoctor.services import admin_dashboard
+
+CHANNEL = "admin"
 
 
-def queue_requests():
-    return db.session.scalars(db.select(SessionRequest).where(SessionRequest.status == "unattended")
-                              .order_by(SessionRequest.created_at)).all()
-
-
-def mechanics_for_assignment():
-    busy = db.select(ConsultSession.mechanic_id).where(ConsultSession.status.in_(("waiting", "live")),
-                                                       ConsultSession.mechanic_id.is_not(None))
-    return db.session.scalars(db.select(User).where(User.role == "mechanic", User.is_active_account,
-                                                    User.id.not_in(busy)).order_by(User.full_name)).all()
+def queue_context(errors=None):
+    """What templates/admin/queue/_queue.html needs (`errors`: {request id: {field: message}})."""
+    items = admin_dashboard.queue()
+    return {"items": items, "mechanics": admin_dashboard.eligible_mechanics() if items else [],
+            "errors": errors or {}}
 
 
 def queue_message():
-    html = render_template("admin/dashboard/_queue.html", requests=queue_requests(),
-                           mechanics=mechanics_for_assignment(), oob=True)
-    return Message(channel="admin", event="queue", data=html)
+    html = render_template("admin/queue/_live.html", oob=True, unattended_count=admin_dashboard.unattended_count(),
+                           **queue_context())
+    return Message(channel=CHANNEL, event="queue", data=html)
 
 
 @presenter("request.changed", "session.changed")
 def present_queue(**_):
     return [queue_message()]
+
+
+@bp.app_template_filter("duration_label")
+def _duration_label(seconds):
+    return admin_dashboard.duration_label(seconds)

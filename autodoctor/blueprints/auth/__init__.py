@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from autodoctor.blueprints.auth import routes  # noqa: E402,F401
+from autodoctor.blueprints.auth import apply, routes  # noqa: E402,F401

@@ -23,3 +23,16 @@ class SignupForm(FlaskForm):
         DataRequired("Choose a password."),
         Length(min=MIN_PASSWORD, max=200, message=f"Use at least {MIN_PASSWORD} characters.")])
     confirm = PasswordField("Repeat password", validators=[EqualTo("password", "The passwords do not match.")])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("E-mail", filters=[_strip], validators=[
+        DataRequired("Enter your e-mail."), Email("Enter a valid e-mail."), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[
+        DataRequired("Choose a password."),
+        Length(min=MIN_PASSWORD, max=200, message=f"Use at least {MIN_PASSWORD} characters.")])
+    confirm = PasswordField("Repeat new password", validators=[
+        DataRequired("Repeat the password."), EqualTo("password", "The passwords do not match.")])

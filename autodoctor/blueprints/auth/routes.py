@@ -4,7 +4,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required, login_user, logout_user
 
 from autodoctor.blueprints.auth import bp
-from autodoctor.blueprints.auth.forms import LoginForm, SignupForm
+from autodoctor.blueprints.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from autodoctor.extensions import db, limiter
 from autodoctor.services import accounts
 from autodoctor.services.errors import ServiceError
@@ -33,7 +33,11 @@ def login_show():
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        try:
+            user = accounts.authenticate(form.email.data, form.password.data)
+        except accounts.AccountClosed as exc:
+            db.session.rollback()
+            return render_template("auth/login.html", form=form, closed=exc.message), 422
         if user:
             db.session.commit()
             login_user(user)
@@ -70,3 +74,64 @@ def logout():
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("public.index"), code=303)
+
+
+# Password reset: "Forgot your password?" and the link an admin can send.
+RESET_SENT = ("If an account uses that e-mail, we have sent it a link to choose a new password. "
+              "The link works for one hour.")
+
+
+def _reset_key():
+    return f"{request.remote_addr}|reset"
+
+
+@bp.get("/reset-password")
+def reset_request_show():
+    return render_template("auth/reset_request.html", form=ForgotPasswordForm())
+
+
+@bp.post("/reset-password")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_reset_key)
+def reset_request():
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("auth/reset_request.html", form=form), 422
+    accounts.request_password_reset(form.email.data)
+    db.session.commit()
+    flash(RESET_SENT, "info")
+    return redirect(url_for("auth.login_show"), code=303)
+
+
+@bp.get("/reset-password/<token>")
+def reset_password_show(token):
+    try:
+        accounts.user_for_reset_token(token)
+    except ServiceError as exc:
+        return render_template("auth/reset_password.html", form=None, error=exc.message), 410
+    return render_template("auth/reset_password.html", form=ResetPasswordForm(), token=token)
+
+
+@bp.post("/reset-password/<token>")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_reset_key)
+def reset_password(token):
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data)
+        except ServiceError as exc:
+            db.session.rollback()
+            if exc.field != "password":
+                return render_template("auth/reset_password.html", form=None, error=exc.message), 410
+            form.password.errors.append(exc.message)
+        else:
+            db.session.commit()
+            if current_user.is_authenticated:
+                logout_user()
+            flash("Your password is changed. Log in with the new one.", "success")
+            return redirect(url_for("auth.login_show"), code=303)
+    else:
+        try:
+            accounts.user_for_reset_token(token)
+        except ServiceError as exc:
+            return render_template("auth/reset_password.html", form=None, error=exc.message), 410
+    return render_template("auth/reset_password.html", form=form, token=token), 422

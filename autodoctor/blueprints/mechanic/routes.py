@@ -1,4 +1,4 @@
-from flask import render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from autodoctor import htmx
@@ -17,8 +17,31 @@ from autodoctor.services import history, lifecycle
 from autodoctor.services.errors import ServiceError
 
 
+def _approved():
+    profile = current_user.mechanic_profile
+    return profile is not None and profile.approved
+
+
+def _application_page(form=None, status=200):
+    """Instead of requests, for a mechanic not approved yet: their application under review
+    (what happens next, the documents sent) or, rejected, the reason and a way to re-apply."""
+    from autodoctor.blueprints.auth.apply import ACCEPT, DOCUMENT_HINT
+    from autodoctor.blueprints.auth.apply_forms import DocumentsForm
+    from autodoctor.services import applications
+
+    profile = current_user.mechanic_profile
+    return render_template("mechanic/dashboard/application.html", profile=profile,
+                           revoked=profile is not None and profile.rejection_reason is not None
+                           and applications.was_revoked(current_user.id),
+                           credentials=applications.credentials_of(current_user.id), form=form or DocumentsForm(),
+                           accept=ACCEPT, document_hint=DOCUMENT_HINT, max_other=applications.MAX_OTHER,
+                           next_appointment=None), status
+
+
 @bp.get("/")
 def dashboard_index():
+    if not _approved():
+        return _application_page()
     active = db.session.scalar(db.select(ConsultSession).where(
         ConsultSession.mechanic_id == current_user.id, ConsultSession.status.in_(("waiting", "live"))))
     recent = db.session.scalars(db.select(ConsultSession).where(
@@ -61,6 +84,8 @@ def dashboard_stream():
     from autodoctor.services import presence
 
     user_id = current_user.id
+    if not _approved():  # no requests and no offers before approval: only the mechanic's own channel
+        return sse_response([f"user:{user_id}"], lambda: [])
 
     def snapshot():
         presence.seen(user_id)  # subscribed by now: going online reaches this stream live
@@ -89,3 +114,33 @@ def request_accept(request_id):
                            status=exc.status_code, request=request, message=exc.message)
     db.session.commit()
     return htmx.redirect(url_for("room.room_show", session_id=session.id))
+
+
+@bp.post("/application")
+def application_update():
+    """New documents for an application that was not approved: back in the admins' queue."""
+    from autodoctor.blueprints.auth.apply import add_errors, uploaded, uploaded_many
+    from autodoctor.blueprints.auth.apply_forms import DocumentsForm
+    from autodoctor.services import applications
+
+    if _approved():
+        flash("Your application is approved already: turn on Taking requests to get requests.", "info")
+        return redirect(url_for("mechanic.dashboard_index"), code=303)
+    form = DocumentsForm()
+    if form.validate_on_submit():
+        try:
+            docs = applications.check_documents(uploaded(form.certificate), uploaded(form.insurance),
+                                                uploaded_many(form.others), require=False)
+            applications.reapply(current_user.id, docs)
+        except applications.ApplicationErrors as exc:
+            db.session.rollback()  # also removes any bytes already stored
+            add_errors(form, exc.errors)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("mechanic.dashboard_index"), code=303)
+        else:
+            db.session.commit()
+            flash("Thanks! Your new documents are in: your application is back in the review queue.", "success")
+            return redirect(url_for("mechanic.dashboard_index"), code=303)
+    return _application_page(form, 422)

@@ -13,7 +13,7 @@ from autodoctor.blueprints.room.forms import EndSessionForm, RatingForm
 from autodoctor.blueprints.room.presenters import chat_message, room_status, seen_mark, typing
 from autodoctor.extensions import db, sock
 from autodoctor.models import ConsultSession
-from autodoctor.realtime import Message
+from autodoctor.realtime import ACCOUNT_CLOSED, Message, account_channel
 from autodoctor.services import chat, lifecycle, timeline
 from autodoctor.services.errors import ServiceError
 
@@ -46,7 +46,7 @@ def room_socket(ws, session_id):
     name = current_user.first_name
     after = request.args.get("after", 0, type=int)
     broker = current_app.extensions["broker"]
-    subscription = broker.subscribe([f"room:{session_id}"])
+    subscription = broker.subscribe([f"room:{session_id}", account_channel(user_id)])  # suspended/banned: closes
     last_typing = 0.0
     try:
         lifecycle.join_room(session_id, user_id)
@@ -109,6 +109,9 @@ def _forward(ws, subscription, replay, user_id):
             message = pending.pop(0) if pending else subscription.get(timeout=FORWARD_CHECK_SECONDS)
             if message is None or message.skip_user == user_id:
                 continue
+            if message.event == ACCOUNT_CLOSED:  # suspended or banned: the socket ends
+                ws.close(1008, "account closed")
+                return
             if message.id and message.id.startswith("msg-"):
                 if message.id in sent:
                     continue
