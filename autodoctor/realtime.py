@@ -72,6 +72,7 @@ def dispatch(app, kind, data):
 # also listens on their account channel, and a message with this event there ends the stream
 # (the browser's reconnect then finds them logged out).
 ACCOUNT_CLOSED = "account.closed"
+ROOM_REMOVED = "room.removed"  # on a room's channel, data = the user id taken off the session: their socket ends
 
 
 def account_channel(user_id):

@@ -8,6 +8,7 @@ Whoever calls these commits."""
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
+from sqlalchemy.orm import joinedload
 
 from autodoctor import clock
 from autodoctor.extensions import db
@@ -49,13 +50,12 @@ def overview(user_id):
     view = Overview(user=user)
     if user.role == "customer":
         view.credit_cents = money.credit_balance(user.id)
-        view.sessions = db.session.scalars(db.select(ConsultSession).where(ConsultSession.customer_id == user.id)
-                                           .order_by(ConsultSession.id.desc()).limit(RECENT)).all()
-        view.payments = db.session.scalars(db.select(Payment).where(Payment.customer_id == user.id)
+        view.sessions = _recent_sessions(ConsultSession.customer_id == user.id)
+        view.payments = db.session.scalars(db.select(Payment).options(joinedload(Payment.plan))
+                                           .where(Payment.customer_id == user.id)
                                            .order_by(Payment.id.desc()).limit(RECENT)).all()
     elif user.role == "mechanic":
-        view.sessions = db.session.scalars(db.select(ConsultSession).where(ConsultSession.mechanic_id == user.id)
-                                           .order_by(ConsultSession.id.desc()).limit(RECENT)).all()
+        view.sessions = _recent_sessions(ConsultSession.mechanic_id == user.id)
         view.presence = presence.status(user.id) if user.mechanic_profile else None
     view.notes = db.session.scalars(db.select(UserNote).where(UserNote.user_id == user.id)
                                     .order_by(UserNote.id.desc()).limit(100)).all()
@@ -63,6 +63,12 @@ def overview(user_id):
                                                                  AuditEntry.target_id == user.id)
                                     .order_by(AuditEntry.id.desc()).limit(50)).all()
     return view
+
+
+def _recent_sessions(whose):
+    return db.session.scalars(db.select(ConsultSession).options(
+        joinedload(ConsultSession.plan), joinedload(ConsultSession.customer), joinedload(ConsultSession.mechanic))
+        .where(whose).order_by(ConsultSession.id.desc()).limit(RECENT)).all()
 
 
 def _reason(reason):

@@ -418,3 +418,32 @@ def test_concurrent_refunds_never_exceed_what_was_paid(pg_app):
         assert money.session_refundable(session_id) == paid - amount
         assert_balanced(session_id)
         assert len(audit_rows(session_id, "session.refund")) == 1
+
+
+def test_the_room_socket_of_a_mechanic_taken_off_the_session_closes_and_the_others_stay():
+    """After a reassign the old mechanic's open room socket ends; the customer's carries on."""
+    from autodoctor.blueprints.room.routes import _forward
+    from autodoctor.realtime import ROOM_REMOVED, Message
+
+    class Socket:
+        connected = True
+
+        def __init__(self):
+            self.sent, self.closed = [], None
+
+        def send(self, data):
+            self.sent.append(data)
+
+        def close(self, code, reason):
+            self.closed, self.connected = code, False
+
+    class Quiet:  # the subscription: nothing more arrives
+        def get(self, timeout=None):
+            Socket.connected = False
+
+    replay = [Message("room:1", ROOM_REMOVED, "7"), Message("room:1", "chat", "<p>still here</p>", id="msg-1")]
+    old_mechanic, customer = Socket(), Socket()
+    _forward(old_mechanic, Quiet(), list(replay), 7)
+    _forward(customer, Quiet(), list(replay), 3)
+    assert (old_mechanic.closed, old_mechanic.sent) == (1008, [])
+    assert (customer.closed, customer.sent) == (None, ["<p>still here</p>"])

@@ -2,7 +2,7 @@
 unattended and expiring requests with its actions: assign, extend, cancel with refund."""
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from autodoctor.blueprints.admin import bp
 from autodoctor.blueprints.admin.common import actor
@@ -33,14 +33,9 @@ def _render(page, status=200, errors=None):
                      db.joinedload(ConsultSession.mechanic))).all()
         metrics = admin_dashboard.metrics()
         return render_template("admin/dashboard/index.html", metrics=metrics, recent=recent,
-                               unattended_count=metrics.unattended_now, table_url=_table_url, **context), status
+                               unattended_count=metrics.unattended_now, **context), status
     return render_template("admin/queue/index.html", unattended_count=admin_dashboard.unattended_count(),
                            **context), status
-
-
-def _table_url(endpoint, **params):
-    """A link to an admin table, or None while that table does not exist."""
-    return url_for(endpoint, **params) if endpoint in current_app.view_functions else None
 
 
 def _done(page):

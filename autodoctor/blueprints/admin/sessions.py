@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from autodoctor.blueprints.admin import bp
 from autodoctor.blueprints.admin.common import actor
 from autodoctor.extensions import db
-from autodoctor.realtime import Message, presenter, sse_response
+from autodoctor.realtime import ROOM_REMOVED, Message, presenter, sse_response
 from autodoctor.services import admin_sessions, chat, lifecycle
 from autodoctor.services.errors import NotFound, ServiceError
 
@@ -207,4 +207,5 @@ def present_reassigned(session_id, old_mechanic_id, **_):
     from autodoctor.blueprints.mechanic.presence import toggle_message
     from autodoctor.blueprints.mechanic.presenters import active_session_message
 
-    return [active_session_message(old_mechanic_id), toggle_message(old_mechanic_id)]
+    return [active_session_message(old_mechanic_id), toggle_message(old_mechanic_id),
+            Message(channel=f"room:{session_id}", event=ROOM_REMOVED, data=str(old_mechanic_id))]

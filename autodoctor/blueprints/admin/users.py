@@ -1,6 +1,6 @@
 """Admin console: one person's page (customers, mechanics and admins) and the actions on their
 account: suspend, ban, reactivate, verify the e-mail, send a password reset, notes, a free session."""
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
@@ -57,8 +57,7 @@ def _page(user_id, status=200, **given):
         view = admin_users.overview(user_id)
     except NotFound:
         abort(404)
-    return render_template("admin/users/show.html", view=view, user=view.user, forms=_forms(**given),
-                           has_endpoint=lambda endpoint: endpoint in current_app.view_functions), status
+    return render_template("admin/users/show.html", view=view, user=view.user, forms=_forms(**given)), status
 
 
 @bp.get("/users/<int:user_id>")

@@ -13,7 +13,7 @@ from autodoctor.blueprints.room.forms import EndSessionForm, RatingForm
 from autodoctor.blueprints.room.presenters import chat_message, room_status, seen_mark, typing
 from autodoctor.extensions import db, sock
 from autodoctor.models import ConsultSession
-from autodoctor.realtime import ACCOUNT_CLOSED, Message, account_channel
+from autodoctor.realtime import ACCOUNT_CLOSED, ROOM_REMOVED, Message, account_channel
 from autodoctor.services import chat, lifecycle, timeline
 from autodoctor.services.errors import ServiceError
 
@@ -112,6 +112,11 @@ def _forward(ws, subscription, replay, user_id):
             if message.event == ACCOUNT_CLOSED:  # suspended or banned: the socket ends
                 ws.close(1008, "account closed")
                 return
+            if message.event == ROOM_REMOVED:  # an admin gave the session to another mechanic
+                if message.data == str(user_id):
+                    ws.close(1008, "no longer a participant")
+                    return
+                continue
             if message.id and message.id.startswith("msg-"):
                 if message.id in sent:
                     continue
