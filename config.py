@@ -52,6 +52,7 @@ class Config:
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
     SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "1") == "1"
     MAIL_FROM = os.environ.get("MAIL_FROM", "AutoDoctor <no-reply@autodoctor.example>")
+    SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@autodoctor.example")  # shown to suspended people
 
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(BASE_DIR / "var" / "uploads"))
     # S3-compatible storage replaces the local disk when a bucket is set (credentials from the

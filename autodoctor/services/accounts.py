@@ -43,7 +43,7 @@ class AccountClosed(ServiceError):
     after a correct password, so the status of an e-mail address cannot be probed)."""
 
     def __init__(self, user):
-        support = current_app.config.get("SUPPORT_EMAIL", "support@autodoctor.example")
+        support = current_app.config["SUPPORT_EMAIL"]
         reason = (user.status_reason or "").rstrip(". ")
         super().__init__(f"Your account is {user.status}{': ' + reason if reason else ''}. "
                          f"Contact {support} if you think this is a mistake.")

@@ -51,6 +51,12 @@ def mechanic_busy(mechanic_id):
         ConsultSession.mechanic_id == mechanic_id, ConsultSession.status.in_(("waiting", "live"))))
 
 
+def _approved(mechanic):
+    """An active mechanic whose application was approved: the only kind that takes sessions."""
+    profile = mechanic.mechanic_profile
+    return mechanic.is_active_account and profile is not None and profile.approved
+
+
 def active_session_for_customer(customer_id):
     return db.session.scalar(db.select(ConsultSession).where(
         ConsultSession.customer_id == customer_id,
@@ -94,7 +100,7 @@ def accept_request(request_id, mechanic_id, assigned_by=None):
     mechanic = db.session.get(User, mechanic_id)
     if mechanic is None or mechanic.role != "mechanic":
         raise Forbidden("Only mechanics can take requests.")
-    if not mechanic.is_active_account or mechanic.mechanic_profile is None or not mechanic.mechanic_profile.approved:
+    if not _approved(mechanic):
         raise Forbidden("Only approved mechanics can take requests.")
     request = db.session.get(SessionRequest, request_id)
     if request is None:
@@ -445,8 +451,7 @@ def reassign(session_id, new_mechanic_id, actor_id, reason):
 
     session = _get_session(session_id)
     mechanic = db.session.get(User, new_mechanic_id)
-    if mechanic is None or mechanic.role != "mechanic" or not mechanic.is_active_account \
-            or mechanic.mechanic_profile is None or not mechanic.mechanic_profile.approved:
+    if mechanic is None or mechanic.role != "mechanic" or not _approved(mechanic):
         raise ValidationError("Choose an active, approved mechanic.", field="mechanic_id")
     old_id = session.mechanic_id
     if new_mechanic_id == old_id:
