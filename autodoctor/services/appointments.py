@@ -160,12 +160,15 @@ def _hold_again(appointment, now):
         raise SlotTaken(_alternatives(appointment.mechanic_id, appointment.starts_at, minutes, now)) from None
 
 
-def expire_holds(mechanic_id=None, now=None):
-    """Holds past their 15 minutes give their time back (for the sweep, and before a new hold)."""
+def expire_holds(mechanic_id=None, now=None, appointment_id=None):
+    """Holds past their 15 minutes give their time back (for the sweep, and before a new hold),
+    all of them, a mechanic's or one appointment's; returns how many."""
     now = now or clock.now()
     query = update(Appointment).where(Appointment.status == "held", Appointment.hold_expires_at <= now)
     if mechanic_id is not None:
         query = query.where(Appointment.mechanic_id == mechanic_id)
+    if appointment_id is not None:
+        query = query.where(Appointment.id == appointment_id)
     return db.session.execute(query.values(status="expired"), execution_options={"synchronize_session": False}).rowcount
 
 

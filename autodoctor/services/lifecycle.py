@@ -192,6 +192,12 @@ def request_deadline(request):
     return request.extended_until or request.created_at + EXPIRE_AFTER
 
 
+def past_deadline(now):
+    """SQL: the request's deadline (`request_deadline`) has passed at `now`."""
+    return db.or_(db.and_(SessionRequest.extended_until.is_(None), SessionRequest.created_at <= now - EXPIRE_AFTER),
+                  SessionRequest.extended_until <= now)
+
+
 def expire_request(request_id, now=None):
     """Still unanswered at its deadline (2 hours, or as extended by an admin): expired,
     customer refunded in full."""
@@ -201,9 +207,8 @@ def expire_request(request_id, now=None):
         return False
     # The deadline again, in a guarded no-op UPDATE that locks the row: an extension committed
     # meanwhile wins, and one arriving now waits for this expiry and then finds it closed.
-    due = db.or_(db.and_(SessionRequest.extended_until.is_(None), SessionRequest.created_at <= now - EXPIRE_AFTER),
-              SessionRequest.extended_until <= now)
-    if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES, due, close_reason=SessionRequest.close_reason):
+    if not _guarded(SessionRequest, request_id, OPEN_REQUEST_STATUSES, past_deadline(now),
+                    close_reason=SessionRequest.close_reason):
         return False
     detail = "No mechanic within 2 hours; refunded in full" if request.extended_until is None else \
         "No mechanic before the extended deadline; refunded in full"

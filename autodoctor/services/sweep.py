@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import and_, exists, or_
 
 from autodoctor import clock
 from autodoctor.extensions import db
@@ -32,15 +32,9 @@ class Step:
     cleanup: bool = True  # shown and applied by the maintenance page (the rest are reminders and notices)
 
 
-def _expired(now):
-    """Open requests past their deadline: 2 hours after they were made, or the time an admin extended them to."""
-    return and_(SessionRequest.status.in_(OPEN_REQUEST_STATUSES), or_(
-        and_(SessionRequest.extended_until.is_(None), SessionRequest.created_at <= now - lifecycle.EXPIRE_AFTER),
-        SessionRequest.extended_until <= now))
-
-
 def _to_expire(now):
-    return db.select(SessionRequest.id).where(_expired(now)).order_by(SessionRequest.id)
+    return db.select(SessionRequest.id).where(
+        SessionRequest.status.in_(OPEN_REQUEST_STATUSES), lifecycle.past_deadline(now)).order_by(SessionRequest.id)
 
 
 def _to_mark_unattended(now):
@@ -87,13 +81,9 @@ def _overdue_holds(now):
 
 
 def expire_hold(appointment_id, now=None):
-    """One checkout hold past its 15 minutes gives its time back (as appointments.expire_holds,
-    for one appointment: the maintenance page applies exactly what it previewed)."""
-    now = now or clock.now()
-    return db.session.execute(
-        update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "held",
-                                  Appointment.hold_expires_at <= now).values(status="expired"),
-        execution_options={"synchronize_session": False}).rowcount == 1
+    """One checkout hold past its 15 minutes gives its time back (the maintenance page applies
+    exactly what it previewed)."""
+    return appointments.expire_holds(appointment_id=appointment_id, now=now) == 1
 
 
 def _credit_to_release(now):
